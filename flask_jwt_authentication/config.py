@@ -1,0 +1,146 @@
+"""Every ``JWT_AUTH_*`` setting: its default, its validation, and the frozen
+:class:`Settings` the rest of the package reads.
+
+Nothing here imports Flask: :func:`load_settings` takes any mapping (``app.config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+import typing as t
+
+from .errors import ConfigurationError
+
+#: Every setting and its default, alphabetical. ``None`` means "derived": the
+#: secret key falls back to ``SECRET_KEY``, the issuer and the realm to the app's name.
+DEFAULTS: t.Mapping[str, t.Any] = {
+    "JWT_AUTH_ACCESS_TOKEN_TTL": 900,
+    "JWT_AUTH_ALGORITHM": "HS256",
+    "JWT_AUTH_AUDIENCE": None,
+    "JWT_AUTH_ISSUER": None,
+    "JWT_AUTH_LEEWAY": 0,
+    "JWT_AUTH_MAX_BODY_SIZE": 16384,
+    "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE": "password_hash",
+    "JWT_AUTH_PRIVATE_KEY": None,
+    "JWT_AUTH_PUBLIC_KEY": None,
+    "JWT_AUTH_REALM": None,
+    "JWT_AUTH_REFRESH_TOKEN_TTL": 1209600,
+    "JWT_AUTH_SECRET_KEY": None,
+    "JWT_AUTH_URL_PREFIX": "/jwt-authentication/api/auth",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The validated settings of one application.
+
+    Built once by :func:`load_settings`; immutable, so it is safe to share between
+    threads and to pass to the pure functions of :mod:`.tokens`.
+    """
+
+    algorithm: str = "HS256"
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 1209600
+    issuer: str = "flask-jwt-authentication"
+    #: The accepted audiences; the first one is written into new tokens.
+    audience: tuple[str, ...] = ()
+    leeway: int = 0
+    url_prefix: str = "/jwt-authentication/api/auth"
+    realm: str = "flask-jwt-authentication"
+    max_body_size: int = 16384
+    password_hash_attribute: str = "password_hash"
+
+
+def _whole(
+    config: t.Mapping[str, t.Any], key: str, *, minimum: int, unit: str = "seconds"
+) -> int:
+    value = config.get(key, DEFAULTS[key])
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    elif isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigurationError(
+                f"{key} must be a number of {unit}, got {value!r}."
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(f"{key} must be a number of {unit}, got {value!r}.")
+    if not math.isfinite(value) or value < minimum or value != int(value):
+        raise ConfigurationError(
+            f"{key} must be a whole number of {unit}, at least {minimum};"
+            f" got {value!r}."
+        )
+    return int(value)
+
+
+def _text(config: t.Mapping[str, t.Any], key: str, default: str) -> str:
+    value = config.get(key, DEFAULTS[key])
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be a string, got {type(value).__name__}.")
+    return value
+
+
+def _audience(config: t.Mapping[str, t.Any]) -> tuple[str, ...]:
+    value = config.get("JWT_AUTH_AUDIENCE")
+    if value is None or value == "":
+        return ()
+    values = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(values, (list, tuple))
+        or not values
+        or not all(isinstance(v, str) and v for v in values)
+    ):
+        raise ConfigurationError(
+            "JWT_AUTH_AUDIENCE must be a non-empty string or a list of them."
+        )
+    return tuple(values)
+
+
+def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
+    """Validate the ``JWT_AUTH_*`` keys of ``config`` and return :class:`Settings`.
+
+    :param config: the application's configuration (any mapping).
+    :param app_name: the application's name, the default issuer and realm.
+    :raises ConfigurationError: a key has a wrong type or an out-of-range value.
+    """
+    from .keys import ALGORITHMS
+
+    algorithm = config.get("JWT_AUTH_ALGORITHM", DEFAULTS["JWT_AUTH_ALGORITHM"])
+    if algorithm not in ALGORITHMS:
+        raise ConfigurationError(
+            f"JWT_AUTH_ALGORITHM {algorithm!r} is not supported; use one of "
+            + ", ".join(ALGORITHMS)
+            + "."
+        )
+    prefix = _text(config, "JWT_AUTH_URL_PREFIX", DEFAULTS["JWT_AUTH_URL_PREFIX"])
+    if not prefix.startswith("/"):
+        raise ConfigurationError("JWT_AUTH_URL_PREFIX must start with '/'.")
+    issuer = _text(config, "JWT_AUTH_ISSUER", app_name)
+    attribute = _text(
+        config,
+        "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE",
+        DEFAULTS["JWT_AUTH_PASSWORD_HASH_ATTRIBUTE"],
+    )
+    if not attribute.isidentifier():
+        raise ConfigurationError(
+            "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE must be an attribute name."
+        )
+    return Settings(
+        algorithm=algorithm,
+        access_token_ttl=_whole(config, "JWT_AUTH_ACCESS_TOKEN_TTL", minimum=1),
+        refresh_token_ttl=_whole(config, "JWT_AUTH_REFRESH_TOKEN_TTL", minimum=1),
+        issuer=issuer,
+        audience=_audience(config),
+        leeway=_whole(config, "JWT_AUTH_LEEWAY", minimum=0),
+        url_prefix=prefix.rstrip("/"),
+        realm=_text(config, "JWT_AUTH_REALM", issuer),
+        max_body_size=_whole(
+            config, "JWT_AUTH_MAX_BODY_SIZE", minimum=256, unit="bytes"
+        ),
+        password_hash_attribute=attribute,
+    )

@@ -1,0 +1,186 @@
+"""Protecting routes: :func:`jwt_required`, :data:`current_user`, :func:`get_jwt`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import logging
+import typing as t
+
+from flask import current_app
+from flask import g
+from flask import request
+from werkzeug.local import LocalProxy
+
+from . import signals
+from . import tokens
+from .errors import InsufficientScope
+from .errors import InvalidToken
+from .errors import MissingToken
+from .errors import TokenRejected
+from .extension import get_state
+from .passwords import is_active
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+_G_KEY = "_jwt_authentication"
+
+
+@dataclasses.dataclass(frozen=True)
+class Authentication:
+    """The verified token of the current request."""
+
+    claims: dict[str, t.Any]
+    user: t.Any
+    token: str
+
+
+def _bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer`` header; ``None`` for another
+    scheme (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1)."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = credentials.strip()
+    if not token or " " in token:
+        raise InvalidToken("The Authorization header is malformed.")
+    return token
+
+
+def authenticate(*, optional: bool = False, permission: str | None = None) -> None:
+    """Verify the request's bearer token and remember the result for the request.
+
+    Checks, in order: the token's signature and claims, its revocation (``jti`` and
+    login session), the ``jwt_decoded`` receivers, the user (exists and is active),
+    then ``permission``.
+
+    :param optional: a request without a bearer token passes, anonymously.
+    :param permission: a permission the user must have.
+    :raises MissingToken: no bearer token (and not ``optional``).
+    :raises InvalidToken: the token is invalid, revoked, rejected or its user gone.
+    :raises InsufficientScope: the user lacks ``permission``.
+    :raises TemporarilyUnavailable: the database cannot be reached.
+    """
+    state = get_state()
+    try:
+        authorization = request.headers.get("Authorization")
+        token = _bearer_token(authorization) if authorization else None
+        if token is None:
+            if not optional:
+                raise MissingToken("Authentication is required: send a bearer token.")
+            user = None
+            setattr(g, _G_KEY, None)
+        else:
+            claims = tokens.decode(token, state.settings, state.keyset)
+            store = state.store
+            with store.unavailable_on_error():
+                reason = store.revocation_status(claims["jti"], claims["sid"])
+            if reason is not None:
+                raise InvalidToken(reason)
+            _send_decoded(claims, token)
+            with store.unavailable_on_error():
+                user = state.extension._user_loader(claims["uid"])
+            if user is None or not is_active(user):
+                raise InvalidToken("The token's user is unknown or disabled.")
+            setattr(g, _G_KEY, Authentication(claims, user, token))
+        if permission is not None and not state.extension.has_permission(
+            user, permission
+        ):
+            raise InsufficientScope(f"The {permission!r} permission is required.")
+    except (InvalidToken, InsufficientScope) as e:
+        e.with_realm(state.settings.realm)
+        raise
+
+
+def _send_decoded(claims: dict[str, t.Any], token: str) -> None:
+    if not signals.jwt_decoded.receivers:
+        return
+    try:
+        signals.jwt_decoded.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            payload=claims,
+            token=token,
+        )
+    except TokenRejected:
+        raise
+    except Exception:
+        # Fail closed: a broken receiver never lets a request through. The log
+        # has the traceback, never the token.
+        logger.exception("A jwt_decoded receiver failed; the token is refused.")
+        raise InvalidToken("The token could not be verified.") from None
+
+
+@t.overload
+def jwt_required(fn: F, /) -> F: ...
+
+
+@t.overload
+def jwt_required(
+    *, optional: bool = False, permission: str | None = None
+) -> t.Callable[[F], F]: ...
+
+
+def jwt_required(
+    fn: F | None = None, /, *, optional: bool = False, permission: str | None = None
+) -> F | t.Callable[[F], F]:
+    """Protect a view: it runs only for a request with a valid access token.
+
+    Use it bare (``@jwt_required``) or with arguments
+    (``@jwt_required(optional=True)``, ``@jwt_required(permission="edit posts")``).
+    Works on ``async`` views too.
+
+    :param optional: also let requests without a token through, with
+        :data:`current_user` ``None``; a token that is present must still be valid.
+    :param permission: a permission the user must have, asked of
+        :meth:`JWTAuthentication.permission_checker`; 403 ``insufficient_scope``
+        otherwise.
+
+    Failures answer 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) or 403,
+    with a JSON error body.
+    """
+
+    def decorator(view: F) -> F:
+        if inspect.iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+                authenticate(optional=optional, permission=permission)
+                return await view(*args, **kwargs)
+
+            return t.cast(F, async_wrapper)
+
+        @functools.wraps(view)
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            authenticate(optional=optional, permission=permission)
+            return view(*args, **kwargs)
+
+        return t.cast(F, wrapper)
+
+    return decorator(fn) if fn is not None else decorator
+
+
+def current_authentication() -> Authentication | None:
+    """The verified token of the current request, or ``None``."""
+    return t.cast("Authentication | None", g.get(_G_KEY))
+
+
+def get_jwt() -> dict[str, t.Any]:
+    """The claims of the current request's access token; ``{}`` without one.
+
+    Call it in a view protected by :func:`jwt_required`.
+    """
+    auth = current_authentication()
+    return auth.claims if auth is not None else {}
+
+
+def _current_user() -> t.Any:
+    auth = current_authentication()
+    return auth.user if auth is not None else None
+
+
+#: The user of the current request's access token, as the user loader returned it;
+#: ``None`` without a token.
+current_user: t.Any = LocalProxy(_current_user)

@@ -1,0 +1,207 @@
+"""HTTP errors of the extension.
+
+Every error is a Werkzeug :class:`~werkzeug.exceptions.HTTPException` that renders
+itself as ``{"error": CODE, "error_description": TEXT}`` (RFC 6749 §5.2, RFC 6750 §3.1),
+so a host application needs no error handler of its own and frameworks that turn
+unknown exceptions into 500s leave these alone.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import Forbidden
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as _MethodNotAllowed
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import TooManyRequests as _TooManyRequests
+from werkzeug.exceptions import Unauthorized
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+
+def _quote(value: str) -> str:
+    """Quote a value for an auth-param (RFC 7235 §2.1 quoted-string).
+
+    Descriptions are ours, but the characters RFC 6750 §3 forbids in them are removed
+    anyway, so no value can break the header.
+    """
+    cleaned = "".join(c for c in value if c >= " " and c not in '"\\\x7f')
+    return f'"{cleaned}"'
+
+
+class JWTAuthError(HTTPException):
+    """Base class of the extension's HTTP errors.
+
+    :param description: the human-readable ``error_description``.
+    :param headers: extra response headers.
+
+    Subclasses set :attr:`code` (the HTTP status) and :attr:`error` (the RFC 6749 /
+    RFC 6750 error code).
+    """
+
+    #: The ``error`` member of the JSON body.
+    error: str = "invalid_request"
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        headers: t.Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(description=description)
+        self.extra_headers: dict[str, str] = dict(headers or {})
+
+    def to_dict(self) -> dict[str, str]:
+        """The JSON body of the error."""
+        return {"error": self.error, "error_description": self.description or ""}
+
+    def get_body(
+        self,
+        environ: WSGIEnvironment | None = None,
+        scope: dict[str, t.Any] | None = None,
+    ) -> str:
+        return json.dumps(self.to_dict())
+
+    def get_headers(
+        self,
+        environ: WSGIEnvironment | None = None,
+        scope: dict[str, t.Any] | None = None,
+    ) -> list[tuple[str, str]]:
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Cache-Control", "no-store"),
+        ]
+        headers.extend(self.extra_headers.items())
+        return headers
+
+
+class InvalidRequest(JWTAuthError, BadRequest):
+    """400: the request body or a parameter is malformed (RFC 6749 §5.2)."""
+
+    error = "invalid_request"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """415: the body is not JSON."""
+
+    code = 415
+
+
+class PayloadTooLarge(JWTAuthError, RequestEntityTooLarge):
+    """413: the body is larger than ``JWT_AUTH_MAX_BODY_SIZE``."""
+
+    error = "invalid_request"
+
+
+class MethodNotAllowed(JWTAuthError, _MethodNotAllowed):
+    """405 with ``Allow`` for the extension's endpoints."""
+
+    error = "invalid_request"
+
+    def __init__(self, valid_methods: t.Iterable[str]) -> None:
+        allowed = sorted(set(valid_methods) | {"OPTIONS"})
+        super().__init__(
+            "Method not allowed; use "
+            + ", ".join(m for m in allowed if m != "OPTIONS"),
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
+class InvalidGrant(JWTAuthError, Unauthorized):
+    """401: the credentials or the refresh token are not valid (RFC 6749 §5.2)."""
+
+    error = "invalid_grant"
+
+
+class AccessDenied(JWTAuthError, Forbidden):
+    """403: the user may not obtain or refresh tokens."""
+
+    error = "access_denied"
+
+
+class InvalidToken(JWTAuthError, Unauthorized):
+    """401: the access token is missing, malformed, expired, revoked or rejected.
+
+    Rendered with ``WWW-Authenticate: Bearer realm=..., error="invalid_token"`` as
+    RFC 6750 §3.1 describes. :meth:`with_realm` fills in the realm of the app.
+    """
+
+    error = "invalid_token"
+    #: False for a request that carried no credentials at all: RFC 6750 §3.1 then
+    #: wants the challenge without an error attribute.
+    include_error_in_challenge = True
+
+    def with_realm(self, realm: str) -> InvalidToken:
+        """Add the ``WWW-Authenticate`` challenge for ``realm`` and return self."""
+        challenge = f"Bearer realm={_quote(realm)}"
+        if self.include_error_in_challenge:
+            challenge += f", error={_quote(self.error)}"
+            if self.description:
+                challenge += f", error_description={_quote(self.description)}"
+        self.extra_headers["WWW-Authenticate"] = challenge
+        return self
+
+
+class MissingToken(InvalidToken):
+    """401: the request carries no bearer token."""
+
+    include_error_in_challenge = False
+
+
+class TokenRejected(InvalidToken):
+    """Raise from a :data:`~flask_jwt_authentication.signals.jwt_decoded` receiver to
+    refuse a token; the request answers 401 ``invalid_token``.
+
+    :param description: shown to the client as ``error_description``.
+    """
+
+    def __init__(self, description: str = "The token was rejected.") -> None:
+        super().__init__(description)
+
+
+class InsufficientScope(JWTAuthError, Forbidden):
+    """403: the user lacks the permission a route requires (RFC 6750 §3.1)."""
+
+    error = "insufficient_scope"
+
+    def with_realm(self, realm: str) -> InsufficientScope:
+        """Add the ``WWW-Authenticate`` challenge for ``realm`` and return self."""
+        self.extra_headers["WWW-Authenticate"] = (
+            f"Bearer realm={_quote(realm)}, error={_quote(self.error)}"
+        )
+        return self
+
+
+class TooManyRequests(JWTAuthError, _TooManyRequests):
+    """429 with ``Retry-After``."""
+
+    error = "too_many_requests"
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class TemporarilyUnavailable(JWTAuthError, ServiceUnavailable):
+    """503: storage is unreachable; nothing was written."""
+
+    error = "temporarily_unavailable"
+
+    def __init__(
+        self,
+        description: str = "The service is temporarily unavailable; try again shortly.",
+        retry_after: int = 5,
+    ) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after)})
+
+
+class ConfigurationError(RuntimeError):
+    """The application's ``JWT_AUTH_*`` configuration is invalid.
+
+    Raised by :meth:`~flask_jwt_authentication.JWTAuthentication.init_app`, at start-up,
+    with a message naming the key and what to do.
+    """

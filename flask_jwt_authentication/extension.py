@@ -1,0 +1,262 @@
+"""The :class:`JWTAuthentication` extension object."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from flask import Flask
+from flask import current_app
+
+from . import config
+from . import keys
+from .models import Tables
+from .models import build_tables
+from .passwords import DummyHash
+from .passwords import PasswordVerifier
+from .passwords import werkzeug_verifier
+from .store import Store
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+EXTENSION_KEY = "jwt_authentication"
+
+#: Obtain and refresh tokens. Default: everyone.
+ACCESS_PERMISSION = "access jwt authentication"
+#: Log out. Default: every authenticated user.
+USE_PERMISSION = "use jwt authentication"
+#: Settings, keys and sessions. Default: nobody.
+ADMINISTER_PERMISSION = "administer jwt authentication"
+
+F = t.TypeVar("F", bound=t.Callable[..., t.Any])
+
+
+class UserLookup(t.Protocol):
+    """``(username) -> user or None``: finds the user logging in."""
+
+    def __call__(self, username: str, /) -> t.Any: ...
+
+
+class UserLoader(t.Protocol):
+    """``(identity) -> user or None``: loads the user a token was issued to."""
+
+    def __call__(self, identity: t.Any, /) -> t.Any: ...
+
+
+class UserIdentity(t.Protocol):
+    """``(user) -> str or int``: the identity written into tokens as ``uid``."""
+
+    def __call__(self, user: t.Any, /) -> t.Any: ...
+
+
+class PermissionChecker(t.Protocol):
+    """``(user or None, permission) -> bool``."""
+
+    def __call__(self, user: t.Any, permission: str, /) -> bool: ...
+
+
+def _missing_user_lookup(username: str) -> t.Any:
+    raise RuntimeError(
+        "No user lookup is registered: decorate a function (username -> user or None)"
+        " with @jwt.user_lookup."
+    )
+
+
+def _missing_user_loader(identity: t.Any) -> t.Any:
+    raise RuntimeError(
+        "No user loader is registered: decorate a function (identity -> user or None)"
+        " with @jwt.user_loader."
+    )
+
+
+def _default_identity(user: t.Any) -> t.Any:
+    return user.id
+
+
+def default_permission_checker(user: t.Any, permission: str) -> bool:
+    """The defaults of the contract: obtaining tokens is open to everyone, logging
+    out to every authenticated user, administration to nobody, and any other
+    permission to nobody."""
+    if permission == ACCESS_PERMISSION:
+        return True
+    if permission == USE_PERMISSION:
+        return user is not None
+    return False
+
+
+@dataclasses.dataclass
+class AppState:
+    """Everything the extension keeps for one application, under
+    ``app.extensions["jwt_authentication"]``."""
+
+    extension: JWTAuthentication
+    db: SQLAlchemy
+    settings: config.Settings
+    keyset: keys.KeySet
+    tables: Tables
+    store: Store
+
+
+class JWTAuthentication:
+    """JWT log-in for a Flask API: the token endpoints, ``@jwt_required`` and the
+    ``flask jwt`` commands.
+
+    :param app: an application to initialise at once; or call :meth:`init_app`.
+    :param db: the application's Flask-SQLAlchemy object; the extension's tables are
+        defined on its metadata.
+
+    One object may serve several applications; each gets its own settings, keys and
+    store under ``app.extensions["jwt_authentication"]``.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self, app: Flask | None = None, *, db: SQLAlchemy | None = None
+    ) -> None:
+        self._user_lookup: UserLookup = _missing_user_lookup
+        self._user_loader: UserLoader = _missing_user_loader
+        self._user_identity: UserIdentity = _default_identity
+        self._permission_checker: PermissionChecker = default_permission_checker
+        self._password_verifier: PasswordVerifier = werkzeug_verifier
+        self._dummy_hash = DummyHash()
+        if app is not None:
+            self.init_app(app, db=db)
+
+    def init_app(self, app: Flask, *, db: SQLAlchemy | None = None) -> None:
+        """Validate the configuration, define the tables and register the endpoints
+        and the ``flask jwt`` command group on ``app``.
+
+        Creates no table: use ``db.create_all()`` or Flask-Migrate.
+
+        :param app: the application.
+        :param db: its Flask-SQLAlchemy object; by default the one registered on
+            the app.
+        :raises ConfigurationError: a ``JWT_AUTH_*`` setting or a key is invalid.
+        :raises RuntimeError: the app is already initialised, or has no database.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError(
+                "JWTAuthentication is already initialised on this application."
+            )
+        if db is None:
+            db = app.extensions.get("sqlalchemy")
+            if db is None:
+                raise RuntimeError(
+                    "JWTAuthentication needs the app's Flask-SQLAlchemy object:"
+                    " call init_app(app, db=db) after db.init_app(app)."
+                )
+        settings = config.load_settings(app.config, app.name)
+        keyset = keys.load_keyset(app.config, settings.algorithm)
+        tables = build_tables(db.metadata)
+        app.extensions[EXTENSION_KEY] = AppState(
+            extension=self,
+            db=db,
+            settings=settings,
+            keyset=keyset,
+            tables=tables,
+            store=Store(db, tables),
+        )
+        from .cli import jwt_cli
+        from .views import make_blueprint
+
+        app.register_blueprint(make_blueprint(settings))
+        app.cli.add_command(jwt_cli)
+
+    # Callbacks ------------------------------------------------------------------------
+
+    def user_lookup(self, func: F) -> F:
+        """Register the function that finds the user logging in.
+
+        It takes the username as sent (a non-empty string of at most 255 characters)
+        and returns the user object, or ``None`` if there is no such user. The user
+        object carries the password hash (see ``JWT_AUTH_PASSWORD_HASH_ATTRIBUTE``)
+        and, optionally, ``is_active``.
+        """
+        self._user_lookup = func
+        return func
+
+    def user_loader(self, func: F) -> F:
+        """Register the function that loads the user of a verified token.
+
+        It takes the identity (the token's ``uid``) and returns the user object, or
+        ``None`` if the user no longer exists (the token is then refused).
+        """
+        self._user_loader = func
+        return func
+
+    def user_identity(self, func: F) -> F:
+        """Register the function that gives a user's identity for new tokens.
+
+        It takes the user object and returns a string or an integer; the default
+        returns ``user.id``.
+        """
+        self._user_identity = func
+        return func
+
+    def permission_checker(self, func: F) -> F:
+        """Register the function that grants permissions.
+
+        It takes the user (or ``None`` for an anonymous caller) and a permission
+        name and returns whether the user has it. The extension asks for
+        ``"access jwt authentication"`` (obtain and refresh tokens),
+        ``"use jwt authentication"`` (log out) and, for routes decorated with
+        ``@jwt_required(permission=...)``, the name given there.
+        :func:`default_permission_checker` describes the defaults.
+        """
+        self._permission_checker = func
+        return func
+
+    def password_verifier(
+        self, func: F | None = None, *, dummy_hash: str | None = None
+    ) -> t.Any:
+        """Register the function that verifies a password against a stored hash.
+
+        It takes ``(stored_hash, password)`` and returns a bool; it may raise
+        ``ValueError`` for a hash it cannot read. With a scheme other than
+        Werkzeug's, pass ``dummy_hash``: a hash made by that scheme, at the same
+        cost, which failed log-ins verify against so they all cost the same::
+
+            @jwt.password_verifier(dummy_hash=argon2.hash("dummy"))
+            def verify(stored_hash, password): ...
+        """
+
+        def register(f: F) -> F:
+            self._password_verifier = f
+            if dummy_hash is not None:
+                self._dummy_hash = DummyHash(dummy_hash)
+            return f
+
+        return register(func) if func is not None else register
+
+    @property
+    def dummy_password_hash(self) -> str:
+        """The hash failed log-ins are verified against (made lazily).
+
+        Set it to a hash of the same method and cost as your users' hashes.
+        """
+        return self._dummy_hash.get()
+
+    @dummy_password_hash.setter
+    def dummy_password_hash(self, value: str) -> None:
+        self._dummy_hash = DummyHash(value)
+
+    def has_permission(self, user: t.Any, permission: str) -> bool:
+        """Ask the permission checker whether ``user`` has ``permission``."""
+        return bool(self._permission_checker(user, permission))
+
+
+def get_state(app: Flask | None = None) -> AppState:
+    """The extension's state for ``app`` (default: the current app).
+
+    :raises RuntimeError: the extension is not initialised on the app.
+    """
+    app = app or current_app
+    try:
+        return t.cast(AppState, app.extensions[EXTENSION_KEY])
+    except KeyError:
+        raise RuntimeError(
+            "JWTAuthentication is not initialised on this application: call"
+            " jwt.init_app(app, db=db)."
+        ) from None

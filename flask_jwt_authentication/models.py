@@ -1,0 +1,83 @@
+"""The extension's tables, defined on the application's own metadata.
+
+They are SQLAlchemy Core tables on ``db.metadata``, so ``db.create_all()`` and
+Flask-Migrate see them like the application's own models. Times are whole seconds
+since the epoch (UTC), the same on every engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+
+SESSIONS = "jwt_auth_sessions"
+REFRESH_TOKENS = "jwt_auth_refresh_tokens"
+REVOKED_TOKENS = "jwt_auth_revoked_tokens"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tables:
+    """The three tables of the extension.
+
+    :param sessions: login sessions (token families): one per log-in.
+    :param refresh_tokens: refresh tokens, as SHA-256 hashes only.
+    :param revoked_tokens: revoked access-token ``jti`` values until they expire.
+    """
+
+    sessions: sa.Table
+    refresh_tokens: sa.Table
+    revoked_tokens: sa.Table
+
+
+def build_tables(metadata: sa.MetaData) -> Tables:
+    """Define the tables on ``metadata``, or return those already defined there.
+
+    :param metadata: the application's metadata, normally ``db.metadata``.
+    """
+    if SESSIONS in metadata.tables:
+        return Tables(
+            metadata.tables[SESSIONS],
+            metadata.tables[REFRESH_TOKENS],
+            metadata.tables[REVOKED_TOKENS],
+        )
+    sessions = sa.Table(
+        SESSIONS,
+        metadata,
+        sa.Column("id", sa.Uuid(), primary_key=True),
+        # The identity, JSON-encoded so that 7 and "7" stay distinct.
+        sa.Column("user_id", sa.String(255), nullable=False, index=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("last_used_at", sa.BigInteger(), nullable=False),
+        # When the newest refresh token of the family expires.
+        sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
+        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("revoke_reason", sa.String(32), nullable=True),
+        sa.Column("client_ip", sa.String(45), nullable=True),
+        sa.Column("user_agent", sa.String(255), nullable=True),
+    )
+    refresh_tokens = sa.Table(
+        REFRESH_TOKENS,
+        metadata,
+        # SHA-256 of the token, hex: the token itself is never stored.
+        sa.Column("token_hash", sa.String(64), primary_key=True),
+        sa.Column(
+            "session_id",
+            sa.Uuid(),
+            sa.ForeignKey(f"{SESSIONS}.id", ondelete="CASCADE"),
+            nullable=False,
+            index=True,
+        ),
+        sa.Column("issued_at", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
+        sa.Column("consumed_at", sa.BigInteger(), nullable=True),
+    )
+    revoked_tokens = sa.Table(
+        REVOKED_TOKENS,
+        metadata,
+        sa.Column("jti", sa.String(255), primary_key=True),
+        sa.Column("revoked_at", sa.BigInteger(), nullable=False),
+        # The token's own exp: the row can go once the token would fail anyway.
+        sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
+    )
+    return Tables(sessions, refresh_tokens, revoked_tokens)

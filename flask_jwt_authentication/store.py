@@ -1,0 +1,325 @@
+"""The queries on the extension's tables: login sessions, refresh tokens, revocations.
+
+Writes go through the application's ``db.session`` and are committed by the caller
+in one transaction per request, so a failure leaves nothing half-written. The check
+every protected request makes is one indexed Core statement on a pooled connection,
+without an ORM session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import secrets
+import time
+import typing as t
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import StaticPool
+
+from .errors import TemporarilyUnavailable
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from .models import Tables
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+#: Errors that mean the database cannot be reached or is overloaded right now.
+_UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+
+
+def hash_refresh_token(token: str) -> str:
+    """The stored form of a refresh token: SHA-256, hex.
+
+    Refresh tokens carry 256 random bits, so an unsalted hash cannot be reversed.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_refresh_token() -> str:
+    """A fresh opaque refresh token: 256 bits from :mod:`secrets`."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclasses.dataclass(frozen=True)
+class RefreshRecord:
+    """What the store knows of a presented refresh token."""
+
+    token_hash: str
+    session_id: uuid.UUID
+    user_key: str
+    expires_at: int
+    consumed: bool
+    session_revoked: bool
+
+
+class Store:
+    """The queries of one application's tables.
+
+    :param db: the application's Flask-SQLAlchemy object.
+    :param tables: the tables built on ``db.metadata``.
+    """
+
+    def __init__(self, db: SQLAlchemy, tables: Tables) -> None:
+        self.db = db
+        self.tables = tables
+        sessions, revoked = tables.sessions, tables.revoked_tokens
+        # One round trip for both revocations: the session row and the jti.
+        self._status = sa.select(
+            sessions.c.revoked_at,
+            sa.exists()
+            .where(revoked.c.jti == sa.bindparam("jti"))
+            .label("jti_revoked"),
+        ).where(sessions.c.id == sa.bindparam("sid"))
+
+    @contextlib.contextmanager
+    def unavailable_on_error(self) -> t.Iterator[None]:
+        """Turn a database outage into 503 ``temporarily_unavailable``.
+
+        The transaction is rolled back first, so nothing is half-written. The log
+        names the error class and the driver's message, never statement parameters.
+        """
+        try:
+            yield
+        except _UNAVAILABLE as e:
+            self.rollback()
+            logger.error(
+                "Database unavailable (%s): %s", type(e).__name__, getattr(e, "orig", e)
+            )
+            raise TemporarilyUnavailable() from e
+
+    def rollback(self) -> None:
+        """Roll back the request's transaction, ignoring a dead connection."""
+        try:
+            self.db.session.rollback()
+        except _UNAVAILABLE:
+            logger.debug("Rollback failed on an unavailable database.", exc_info=True)
+
+    def commit(self) -> None:
+        """Commit the request's transaction."""
+        self.db.session.commit()
+
+    # The hot path -----------------------------------------------------------------
+
+    def revocation_status(self, jti: str, session_id: str) -> str | None:
+        """Why an access token is revoked, or ``None`` if it is not.
+
+        :param jti: the token's ``jti``.
+        :param session_id: the token's ``sid``.
+        """
+        params = {"jti": jti, "sid": uuid.UUID(session_id)}
+        engine = self.db.engine
+        if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
+            # One shared connection (SQLite in memory): a second Connection on it
+            # would roll back the session's transaction when returned.
+            row = self.db.session.execute(self._status, params).first()
+        else:
+            with engine.connect() as connection:
+                row = connection.execute(self._status, params).first()
+        if row is None:
+            return "The login session is unknown or has ended."
+        if row.revoked_at is not None:
+            return "The login session has been revoked."
+        if row.jti_revoked:
+            return "The token has been revoked."
+        return None
+
+    # Writes, in the request's transaction ------------------------------------------
+
+    def start_session(
+        self,
+        user_key: str,
+        *,
+        now: int,
+        refresh_ttl: int,
+        client_ip: str | None,
+        user_agent: str | None,
+    ) -> tuple[uuid.UUID, str]:
+        """Insert a login session and its first refresh token.
+
+        :returns: the session id and the refresh token (the only time it exists in
+            plain text).
+        """
+        session_id = uuid.uuid4()
+        self.db.session.execute(
+            sa.insert(self.tables.sessions).values(
+                id=session_id,
+                user_id=user_key,
+                created_at=now,
+                last_used_at=now,
+                expires_at=now + refresh_ttl,
+                client_ip=(client_ip or None) and client_ip[:45],
+                user_agent=(user_agent or None) and user_agent[:255],
+            )
+        )
+        return session_id, self._insert_refresh_token(session_id, now, refresh_ttl)
+
+    def _insert_refresh_token(
+        self, session_id: uuid.UUID, now: int, refresh_ttl: int
+    ) -> str:
+        token = new_refresh_token()
+        self.db.session.execute(
+            sa.insert(self.tables.refresh_tokens).values(
+                token_hash=hash_refresh_token(token),
+                session_id=session_id,
+                issued_at=now,
+                expires_at=now + refresh_ttl,
+            )
+        )
+        return token
+
+    def find_refresh_token(self, token: str) -> RefreshRecord | None:
+        """Look up a presented refresh token with its session."""
+        rt, sessions = self.tables.refresh_tokens, self.tables.sessions
+        token_hash = hash_refresh_token(token)
+        row = self.db.session.execute(
+            sa.select(
+                rt.c.session_id,
+                rt.c.expires_at,
+                rt.c.consumed_at,
+                sessions.c.user_id,
+                sessions.c.revoked_at,
+            )
+            .join(sessions, sessions.c.id == rt.c.session_id)
+            .where(rt.c.token_hash == token_hash)
+        ).first()
+        if row is None:
+            return None
+        return RefreshRecord(
+            token_hash=token_hash,
+            session_id=row.session_id,
+            user_key=row.user_id,
+            expires_at=row.expires_at,
+            consumed=row.consumed_at is not None,
+            session_revoked=row.revoked_at is not None,
+        )
+
+    def rotate(
+        self, record: RefreshRecord, *, now: int, refresh_ttl: int
+    ) -> str | None:
+        """Consume ``record`` and issue the next refresh token of its session.
+
+        The consumption is a conditional update checked by its row count, so of two
+        concurrent rotations of one token exactly one succeeds on every engine.
+
+        :returns: the new refresh token, or ``None`` if the token was consumed
+            meanwhile (the caller treats that as reuse).
+        """
+        rt, sessions = self.tables.refresh_tokens, self.tables.sessions
+        result = self.db.session.execute(
+            sa.update(rt)
+            .where(rt.c.token_hash == record.token_hash, rt.c.consumed_at.is_(None))
+            .values(consumed_at=now)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        # The session row is locked before the new token's foreign key refers to
+        # it, so a concurrent revocation waits instead of deadlocking (InnoDB).
+        self.db.session.execute(
+            sa.update(sessions)
+            .where(sessions.c.id == record.session_id)
+            .values(last_used_at=now, expires_at=now + refresh_ttl)
+        )
+        return self._insert_refresh_token(record.session_id, now, refresh_ttl)
+
+    def revoke_session(self, session_id: uuid.UUID, *, now: int, reason: str) -> None:
+        """Revoke a login session: its refresh and access tokens stop working."""
+        sessions = self.tables.sessions
+        self.db.session.execute(
+            sa.update(sessions)
+            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+        )
+
+    def revoke_access_token(self, jti: str, *, expires_at: int, now: int) -> None:
+        """Record a revoked ``jti`` until the token's own expiry."""
+        self.db.session.execute(
+            sa.insert(self.tables.revoked_tokens).values(
+                jti=jti, revoked_at=now, expires_at=expires_at
+            )
+        )
+
+    # Maintenance ------------------------------------------------------------------
+
+    def cleanup(
+        self,
+        *,
+        now: int,
+        batch_size: int,
+        deadline: float,
+        dry_run: bool = False,
+    ) -> dict[str, int]:
+        """Delete expired rows in batches, each in its own short transaction.
+
+        Sessions (with their refresh tokens, consumed ones included, so reuse stays
+        detectable for the family's whole life) go once the family has expired;
+        revoked ``jti`` rows once the token itself has expired.
+
+        :param now: the current time, seconds since the epoch.
+        :param batch_size: rows per transaction.
+        :param deadline: a :func:`time.monotonic` value after which no new batch
+            starts.
+        :param dry_run: count what would be deleted, delete nothing.
+        :returns: the number of rows deleted (or deletable) per kind.
+        """
+        sessions, rt = self.tables.sessions, self.tables.refresh_tokens
+        revoked = self.tables.revoked_tokens
+        expired_sessions = sa.select(sessions.c.id).where(sessions.c.expires_at <= now)
+        expired_jtis = sa.select(revoked.c.jti).where(revoked.c.expires_at <= now)
+        counts = {"sessions": 0, "refresh_tokens": 0, "revoked_tokens": 0}
+        if dry_run:
+            execute = self.db.session.execute
+            counts["sessions"] = execute(
+                sa.select(sa.func.count()).select_from(expired_sessions.subquery())
+            ).scalar_one()
+            counts["refresh_tokens"] = execute(
+                sa.select(sa.func.count())
+                .select_from(rt)
+                .where(rt.c.session_id.in_(expired_sessions))
+            ).scalar_one()
+            counts["revoked_tokens"] = execute(
+                sa.select(sa.func.count()).select_from(expired_jtis.subquery())
+            ).scalar_one()
+            self.rollback()
+            return counts
+        while time.monotonic() < deadline:
+            ids = list(
+                self.db.session.execute(expired_sessions.limit(batch_size)).scalars()
+            )
+            if not ids:
+                break
+            deleted = self.db.session.execute(
+                sa.delete(rt).where(rt.c.session_id.in_(ids))
+            )
+            counts["refresh_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
+            deleted = self.db.session.execute(
+                sa.delete(sessions).where(
+                    sessions.c.id.in_(ids), sessions.c.expires_at <= now
+                )
+            )
+            counts["sessions"] += deleted.rowcount  # type: ignore[attr-defined]
+            self.commit()
+        while time.monotonic() < deadline:
+            jtis = list(
+                self.db.session.execute(expired_jtis.limit(batch_size)).scalars()
+            )
+            if not jtis:
+                break
+            deleted = self.db.session.execute(
+                sa.delete(revoked).where(revoked.c.jti.in_(jtis))
+            )
+            counts["revoked_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
+            self.commit()
+        return counts

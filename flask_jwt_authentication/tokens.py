@@ -1,0 +1,276 @@
+"""Access tokens: building, signing and verifying them.
+
+Pure functions over :class:`~flask_jwt_authentication.config.Settings` and a
+:class:`~flask_jwt_authentication.keys.KeySet`: no Flask, no database. The compact
+JWS is parsed once, strictly, and its signature checked with PyJWT's algorithm
+implementations; the claim checks of RFC 7519 §4.1, RFC 9068 §4 and RFC 8725 §3 are
+done here, in the order the contract gives.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+import secrets
+import time
+import typing as t
+import uuid
+
+from .errors import InvalidToken
+from .keys import Key
+from .keys import KeySet
+from .keys import b64url
+
+if t.TYPE_CHECKING:
+    from .config import Settings
+
+#: The access token's ``typ`` header (RFC 9068 §2.1).
+ACCESS_TOKEN_TYPE = "at+jwt"
+#: ``typ`` values accepted when verifying, compared case-insensitively (RFC 9068 §4).
+_ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+#: Claims the extension writes and receivers of ``jwt_created`` may not change.
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "uid", "aud", "iat", "nbf", "exp", "jti", "sid"}
+)
+#: Tokens longer than this are refused before anything is decoded.
+MAX_TOKEN_LENGTH = 8192
+#: The longest ``jti`` and ``sub`` accepted.
+_MAX_ID_LENGTH = 255
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def new_jti() -> str:
+    """A fresh token id: 128 random bits."""
+    return secrets.token_urlsafe(16)
+
+
+def access_claims(
+    settings: Settings,
+    identity: str | int,
+    session_id: str,
+    *,
+    now: int | None = None,
+    jti: str | None = None,
+) -> dict[str, t.Any]:
+    """The registered claims of a new access token.
+
+    :param settings: the application's settings (TTL, issuer, audience).
+    :param identity: the user's identity, written as ``uid`` and, as a string, ``sub``.
+    :param session_id: the login session (token family), written as ``sid``.
+    :param now: the issue time, seconds since the epoch; defaults to the clock.
+    :param jti: the token id; a fresh random one by default.
+    """
+    issued = int(time.time()) if now is None else now
+    claims: dict[str, t.Any] = {
+        "iss": settings.issuer,
+        "sub": str(identity),
+        "uid": identity,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + settings.access_token_ttl,
+        "jti": jti or new_jti(),
+        "sid": session_id,
+    }
+    if settings.audience:
+        claims["aud"] = settings.audience[0]
+    return claims
+
+
+def _json(value: t.Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def encode(
+    claims: t.Mapping[str, t.Any], key: Key, *, typ: str = ACCESS_TOKEN_TYPE
+) -> str:
+    """Sign ``claims`` with ``key`` into a compact JWS (RFC 7515 §7.1).
+
+    :param claims: a JSON-serialisable mapping.
+    :param key: the signing key; its algorithm and ``kid`` go into the header.
+    :param typ: the ``typ`` header.
+    :raises TypeError, ValueError: the claims are not JSON-serialisable.
+    """
+    header = {"alg": key.algorithm, "kid": key.kid, "typ": typ}
+    signing_input = b64url(_json(header)) + "." + b64url(_json(dict(claims)))
+    signature = key.jws_algorithm.sign(signing_input.encode("ascii"), key.signing_key)
+    return signing_input + "." + b64url(signature)
+
+
+def _b64decode(segment: str) -> bytes:
+    """Strict base64url: the URL-safe alphabet only, no padding, canonical bits."""
+    if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        raise InvalidToken("The token is malformed.")
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("The token is malformed.") from None
+    # Unused trailing bits must be zero, so each token has one encoding only.
+    if b64url(data) != segment:
+        raise InvalidToken("The token is malformed.")
+    return data
+
+
+def _no_duplicates(pairs: list[tuple[str, t.Any]]) -> dict[str, t.Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        # RFC 7515 §5.2 and RFC 8725 §3.1: refuse ambiguous JSON.
+        raise ValueError("duplicate member")
+    return result
+
+
+def _json_object(data: bytes, what: str) -> dict[str, t.Any]:
+    try:
+        value = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (ValueError, RecursionError):
+        raise InvalidToken(f"The token {what} is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise InvalidToken(f"The token {what} is not a JSON object.")
+    return value
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def verify_signature(
+    token: object, keyset: KeySet, algorithm: str
+) -> tuple[dict[str, t.Any], bytes]:
+    """Parse a compact JWS and verify its signature.
+
+    The algorithm comes from ``algorithm`` (the configuration), never from the token
+    (RFC 8725 §3.1); the key is chosen by ``kid`` among the key set's keys.
+
+    :returns: the protected header and the payload bytes.
+    :raises InvalidToken: the token is malformed, uses another algorithm, names an
+        unknown key, carries critical extensions, or its signature does not verify.
+    """
+    if not isinstance(token, str) or not token:
+        raise InvalidToken("The token is malformed.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("The token is too long.")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("The token is malformed.")
+    header_segment, payload_segment, signature_segment = parts
+    header = _json_object(_b64decode(header_segment), "header")
+    payload = _b64decode(payload_segment)
+    signature = _b64decode(signature_segment)
+    if header.get("alg") != algorithm:
+        raise InvalidToken("The token is signed with an unexpected algorithm.")
+    if "crit" in header:
+        # RFC 7515 §4.1.11: no extension is understood here, so none may be critical.
+        raise InvalidToken("The token uses unsupported critical header parameters.")
+    keys = keyset.candidates(header.get("kid"))
+    if not keys:
+        raise InvalidToken("The token is signed with an unknown key.")
+    signing_input = (header_segment + "." + payload_segment).encode("ascii")
+    for key in keys:
+        if key.algorithm == algorithm and key.jws_algorithm.verify(
+            signing_input, key.verifying_key, signature
+        ):
+            return header, payload
+    raise InvalidToken("The token signature is invalid.")
+
+
+def _numeric_date(claims: t.Mapping[str, t.Any], name: str) -> float:
+    value = claims.get(name)
+    if value is None:
+        raise InvalidToken(f"The token has no {name} claim.")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidToken(f"The token's {name} claim is not a NumericDate.")
+    if not math.isfinite(value):
+        raise InvalidToken(f"The token's {name} claim is not a NumericDate.")
+    return float(value)
+
+
+def _identifier(claims: t.Mapping[str, t.Any], name: str) -> str:
+    value = claims.get(name)
+    if not isinstance(value, str) or not value or len(value) > _MAX_ID_LENGTH:
+        raise InvalidToken(f"The token's {name} claim is missing or invalid.")
+    return value
+
+
+def check_claims(
+    header: t.Mapping[str, t.Any],
+    claims: t.Mapping[str, t.Any],
+    settings: Settings,
+    *,
+    now: float | None = None,
+) -> None:
+    """Check the claims of a token whose signature verified.
+
+    In order: ``exp``, ``nbf``, ``iat`` (each with ``settings.leeway``), ``iss``,
+    ``aud``, the ``typ`` header, then the required claims ``sub``, ``uid``, ``jti``
+    and ``sid`` and their types.
+
+    :raises InvalidToken: a check failed; the description says which.
+    """
+    current = time.time() if now is None else now
+    leeway = settings.leeway
+    # RFC 7519 §4.1.4: the current time must be before exp.
+    if current >= _numeric_date(claims, "exp") + leeway:
+        raise InvalidToken("The token has expired.")
+    if _numeric_date(claims, "nbf") > current + leeway:
+        raise InvalidToken("The token is not valid yet.")
+    if _numeric_date(claims, "iat") > current + leeway:
+        raise InvalidToken("The token was issued in the future.")
+    if claims.get("iss") != settings.issuer:
+        raise InvalidToken("The token has another issuer.")
+    audience = claims.get("aud")
+    if settings.audience:
+        accepted = [audience] if isinstance(audience, str) else audience
+        if not isinstance(accepted, list) or not any(
+            isinstance(a, str) and a in settings.audience for a in accepted
+        ):
+            raise InvalidToken("The token is meant for another audience.")
+    elif audience is not None:
+        # RFC 7519 §4.1.3: a token with an audience we are not part of is refused.
+        raise InvalidToken("The token is meant for another audience.")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
+        # RFC 8725 §3.11 / RFC 9068 §4: explicit typing keeps other JWTs out.
+        raise InvalidToken("The token is not an access token.")
+    subject = _identifier(claims, "sub")
+    uid = claims.get("uid")
+    if isinstance(uid, bool) or not isinstance(uid, (str, int)) or str(uid) != subject:
+        raise InvalidToken("The token's uid claim is missing or invalid.")
+    _identifier(claims, "jti")
+    session = _identifier(claims, "sid")
+    try:
+        canonical = str(uuid.UUID(session)) == session
+    except ValueError:
+        canonical = False
+    if not canonical:
+        raise InvalidToken("The token's sid claim is missing or invalid.")
+
+
+def decode(
+    token: object,
+    settings: Settings,
+    keyset: KeySet,
+    *,
+    now: float | None = None,
+) -> dict[str, t.Any]:
+    """Verify an access token and return its claims.
+
+    Runs :func:`verify_signature` and :func:`check_claims`; revocation, the
+    ``jwt_decoded`` receivers and the user are checked by the caller.
+
+    :param token: the compact JWS from the request.
+    :param settings: the application's settings.
+    :param keyset: the keys that may verify.
+    :param now: the current time, seconds since the epoch; defaults to the clock.
+    :raises InvalidToken: the token is not a valid access token.
+    """
+    header, payload = verify_signature(token, keyset, settings.algorithm)
+    claims = _json_object(payload, "payload")
+    check_claims(header, claims, settings, now=now)
+    return claims

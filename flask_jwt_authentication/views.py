@@ -1,0 +1,282 @@
+"""The HTTP endpoints: log in, refresh, log out, and the JWKS document."""
+
+from __future__ import annotations
+
+import json
+import time
+import typing as t
+import uuid
+
+from flask import Blueprint
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+
+from . import signals
+from . import tokens
+from .decorators import authenticate
+from .decorators import current_authentication
+from .errors import AccessDenied
+from .errors import InsufficientScope
+from .errors import InvalidGrant
+from .errors import InvalidRequest
+from .errors import MethodNotAllowed
+from .errors import PayloadTooLarge
+from .extension import ACCESS_PERMISSION
+from .extension import USE_PERMISSION
+from .extension import AppState
+from .extension import get_state
+from .passwords import check_credentials
+from .passwords import is_active
+
+if t.TYPE_CHECKING:
+    from .store import RefreshRecord
+
+#: The longest username and password accepted (characters).
+MAX_USERNAME_LENGTH = 255
+MAX_PASSWORD_LENGTH = 1024
+#: The longest refresh token accepted; ours are 43 characters.
+MAX_REFRESH_TOKEN_LENGTH = 512
+
+_OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE"]
+_REUSED = "The refresh token was already used; the session is revoked."
+
+
+def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
+    """The request body as a JSON object, within the size cap.
+
+    The body is parsed whatever its ``Content-Type``, so ``curl -d`` works, but it
+    must be UTF-8 JSON (RFC 8259) holding an object.
+    """
+    cap = get_state().settings.max_body_size
+    length = request.content_length
+    if length is not None and length > cap:
+        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
+    data = request.stream.read(cap + 1)
+    if len(data) > cap:
+        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
+    if not data.strip():
+        if required:
+            raise InvalidRequest("The request body must be a JSON object.")
+        return {}
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return value
+
+
+def _reject_constant(name: str) -> t.NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _string_field(
+    body: t.Mapping[str, t.Any], name: str, max_length: int, *, required: bool = True
+) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{name!r} must be a non-empty string.")
+    if len(value) > max_length:
+        raise InvalidRequest(f"{name!r} is longer than {max_length} characters.")
+    # NUL and lone surrogates cannot be stored or compared reliably: refuse them
+    # before they reach a lookup or a database.
+    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        raise InvalidRequest(f"{name!r} contains characters that are not allowed.")
+    return value
+
+
+def _no_store(response: Response) -> Response:
+    # RFC 6749 §5.1: token responses must not be cached.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def _user_key(state: AppState, user: t.Any) -> str:
+    """The identity as stored with a session: JSON, so 7 and "7" stay distinct."""
+    return json.dumps(_identity(state, user))
+
+
+def _identity(state: AppState, user: t.Any) -> str | int:
+    identity = state.extension._user_identity(user)
+    if isinstance(identity, bool) or not isinstance(identity, (str, int)):
+        raise TypeError("The user identity must be a string or an integer.")
+    return identity
+
+
+def _issue(
+    state: AppState, user: t.Any, session_id: str, refresh_token: str, now: int
+) -> Response:
+    """Sign the access token of a new pair, commit, and answer with the pair.
+
+    The token is signed before the commit, so a failed commit issues nothing.
+    """
+    settings = state.settings
+    claims = tokens.access_claims(settings, _identity(state, user), session_id, now=now)
+    reserved = {k: claims.get(k) for k in tokens.RESERVED_CLAIMS}
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    signals.jwt_created.send(app, payload=claims, user=user)
+    changed = sorted(k for k in tokens.RESERVED_CLAIMS if claims.get(k) != reserved[k])
+    if changed:
+        raise RuntimeError(
+            "A jwt_created receiver changed reserved claims: " + ", ".join(changed)
+        )
+    token = tokens.encode(claims, state.keyset.current)
+    state.store.commit()
+    signals.jwt_encoded.send(app, token=token, payload=claims)
+    body = {
+        "token": token,
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_ttl,
+        "refresh_token": refresh_token,
+        "refresh_expires_in": settings.refresh_token_ttl,
+    }
+    return _no_store(jsonify(body))
+
+
+def login() -> Response:
+    """``POST {prefix}/tokens``: exchange a username and password for a token pair."""
+    state = get_state()
+    body = _read_json_object()
+    username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
+    password = t.cast(str, _string_field(body, "password", MAX_PASSWORD_LENGTH))
+    ext, store = state.extension, state.store
+    with store.unavailable_on_error():
+        user = ext._user_lookup(username)
+    valid = check_credentials(
+        user,
+        password,
+        attribute=state.settings.password_hash_attribute,
+        verify=ext._password_verifier,
+        dummy_hash=ext.dummy_password_hash,
+    )
+    if not valid:
+        # One answer for every failure, so it tells nothing of which one it was.
+        raise InvalidGrant("Invalid username or password.")
+    if not ext.has_permission(user, ACCESS_PERMISSION):
+        raise AccessDenied("You may not obtain tokens.")
+    now = int(time.time())
+    with store.unavailable_on_error():
+        session_id, refresh_token = store.start_session(
+            _user_key(state, user),
+            now=now,
+            refresh_ttl=state.settings.refresh_token_ttl,
+            client_ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+        return _issue(state, user, str(session_id), refresh_token, now)
+
+
+def refresh() -> Response:
+    """``POST {prefix}/refresh``: consume a refresh token for a new pair."""
+    state = get_state()
+    body = _read_json_object()
+    presented = t.cast(
+        str, _string_field(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH)
+    )
+    store, settings = state.store, state.settings
+    now = int(time.time())
+    with store.unavailable_on_error():
+        record = store.find_refresh_token(presented)
+        if record is None:
+            raise InvalidGrant("The refresh token is unknown.")
+        if record.consumed:
+            _end_session(state, record, now, "reuse")
+            raise InvalidGrant(_REUSED)
+        if record.session_revoked:
+            raise InvalidGrant("The refresh token's session has been revoked.")
+        if now >= record.expires_at:
+            raise InvalidGrant("The refresh token has expired.")
+        user = state.extension._user_loader(json.loads(record.user_key))
+        if user is None or not is_active(user):
+            _end_session(state, record, now, "user disabled")
+            raise InvalidGrant("The refresh token's user is unknown or disabled.")
+        if not state.extension.has_permission(user, ACCESS_PERMISSION):
+            store.rollback()
+            raise AccessDenied("You may not refresh tokens.")
+        new_token = store.rotate(
+            record, now=now, refresh_ttl=settings.refresh_token_ttl
+        )
+        if new_token is None:
+            # Another request consumed it first: this is a second use.
+            store.rollback()
+            _end_session(state, record, now, "reuse")
+            raise InvalidGrant(_REUSED)
+        return _issue(state, user, str(record.session_id), new_token, now)
+
+
+def _end_session(state: AppState, record: RefreshRecord, now: int, reason: str) -> None:
+    state.store.revoke_session(record.session_id, now=now, reason=reason)
+    state.store.commit()
+
+
+def logout() -> Response:
+    """``POST {prefix}/logout``: revoke the access token and its login session.
+
+    An optional ``refresh_token`` in the body ends that token's session too, if it
+    belongs to the same user.
+    """
+    authenticate()
+    state = get_state()
+    auth = current_authentication()
+    assert auth is not None
+    if not state.extension.has_permission(auth.user, USE_PERMISSION):
+        raise InsufficientScope("You may not log out.").with_realm(state.settings.realm)
+    body = _read_json_object(required=False)
+    presented = _string_field(
+        body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH, required=False
+    )
+    store, claims = state.store, auth.claims
+    now = int(time.time())
+    with store.unavailable_on_error():
+        store.revoke_access_token(claims["jti"], expires_at=int(claims["exp"]), now=now)
+        store.revoke_session(uuid.UUID(claims["sid"]), now=now, reason="logout")
+        if presented is not None:
+            record = store.find_refresh_token(presented)
+            if record is not None and record.user_key == _user_key(state, auth.user):
+                store.revoke_session(record.session_id, now=now, reason="logout")
+        store.commit()
+    return _no_store(Response(status=204))
+
+
+def jwks() -> Response:
+    """``GET /.well-known/jwks.json``: the public keys that verify our tokens."""
+    response = jsonify(get_state().keyset.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _method_not_allowed(allowed: list[str]) -> t.Callable[..., Response]:
+    def view() -> Response:
+        raise MethodNotAllowed(allowed)
+
+    return view
+
+
+def make_blueprint(settings: t.Any) -> Blueprint:
+    """The blueprint of the endpoints, under ``settings.url_prefix``."""
+    bp = Blueprint("jwt_authentication", __name__)
+    prefix = settings.url_prefix
+    for name, view in (("tokens", login), ("refresh", refresh), ("logout", logout)):
+        bp.add_url_rule(f"{prefix}/{name}", name, view, methods=["POST"])
+        # Other methods get the contract's JSON 405 rather than Flask's HTML one.
+        bp.add_url_rule(
+            f"{prefix}/{name}",
+            f"{name}_method_not_allowed",
+            _method_not_allowed(["POST"]),
+            methods=_OTHER_METHODS,
+        )
+    bp.add_url_rule("/.well-known/jwks.json", "jwks", jwks, methods=["GET"])
+    bp.add_url_rule(
+        "/.well-known/jwks.json",
+        "jwks_method_not_allowed",
+        _method_not_allowed(["GET", "HEAD"]),
+        methods=["POST", "PUT", "PATCH", "DELETE"],
+    )
+    return bp

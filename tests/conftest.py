@@ -1,0 +1,277 @@
+"""Shared fixtures: an app factory on a real database, users, keys and helpers.
+
+Databases: SQLite always; PostgreSQL and MariaDB when ``TEST_POSTGRESQL_URL`` and
+``TEST_MARIADB_URL`` are set (``.ci/run`` sets them). Without them those tests skip
+locally and fail in CI (``CI=true``), so CI never passes by skipping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing as t
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from werkzeug.security import generate_password_hash
+
+from flask_jwt_authentication import JWTAuthentication
+from flask_jwt_authentication import current_user
+from flask_jwt_authentication import get_jwt
+from flask_jwt_authentication import jwt_required
+
+KEYS = Path(__file__).parent / "keys"
+PREFIX = "/jwt-authentication/api/auth"
+
+#: The nine algorithms the contract requires.
+ALGORITHMS = [
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "ES256",
+    "ES384",
+    "ES512",
+]
+#: The algorithms supported beyond the nine.
+EXTRA_ALGORITHMS = ["PS256", "PS384", "PS512", "EdDSA"]
+
+_KEY_FILES = {
+    "RS": "rsa2048",
+    "PS": "rsa2048",
+    "ES256": "ec256",
+    "ES384": "ec384",
+    "ES512": "ec521",
+    "EdDSA": "ed25519",
+}
+
+#: A fast hash method for tests; the dummy hash uses the same one.
+HASH_METHOD = "pbkdf2:sha256:1000"
+PASSWORD = "correct horse battery staple"
+
+
+def key_path(name: str) -> Path:
+    """The path of a test key, e.g. ``key_path("rsa2048")``."""
+    return KEYS / f"{name}.pem"
+
+
+def key_config(algorithm: str) -> dict[str, t.Any]:
+    """The ``JWT_AUTH_*`` settings that give ``algorithm`` a valid test key."""
+    if algorithm.startswith("HS"):
+        return {"JWT_AUTH_ALGORITHM": algorithm, "JWT_AUTH_SECRET_KEY": "k" * 64}
+    name = _KEY_FILES.get(algorithm) or _KEY_FILES[algorithm[:2]]
+    return {"JWT_AUTH_ALGORITHM": algorithm, "JWT_AUTH_PRIVATE_KEY": str(key_path(name))}
+
+
+def _backend_url(name: str) -> str | None:
+    return {
+        "postgresql": os.environ.get("TEST_POSTGRESQL_URL"),
+        "mariadb": os.environ.get("TEST_MARIADB_URL"),
+    }.get(name)
+
+
+def require_backend(name: str) -> str:
+    """The URL of a database backend, or skip (locally) / fail (CI) without it."""
+    url = _backend_url(name)
+    if url:
+        return url
+    variable = f"TEST_{name.upper()}_URL"
+    if os.environ.get("CI"):
+        pytest.fail(f"{variable} is not set; CI must test {name}.")
+    pytest.skip(f"{name} not configured: set {variable} (.ci/run does) to run this test.")
+
+
+@dataclasses.dataclass
+class AppEnv:
+    """One test application and its parts."""
+
+    app: Flask
+    db: SQLAlchemy
+    jwt: JWTAuthentication
+    User: t.Any
+
+    def create_user(
+        self, username: str = "alice", password: str = PASSWORD, **fields: t.Any
+    ) -> t.Any:
+        """Insert a user with a (fast) Werkzeug hash and return it."""
+        with self.app.app_context():
+            user = self.User(
+                username=username,
+                password_hash=generate_password_hash(password, method=HASH_METHOD),
+                **fields,
+            )
+            self.db.session.add(user)
+            self.db.session.commit()
+            self.db.session.refresh(user)
+            self.db.session.expunge(user)
+            return user
+
+    def set_user(self, username: str, **fields: t.Any) -> None:
+        """Change columns of a user (``is_active=False``, ``password_hash=None``)."""
+        with self.app.app_context():
+            self.db.session.execute(
+                sa.update(self.User).filter_by(username=username).values(**fields)
+            )
+            self.db.session.commit()
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table, to assert that a refused request wrote nothing."""
+        with self.app.app_context():
+            return {
+                name: self.db.session.execute(
+                    sa.select(sa.func.count()).select_from(table)
+                ).scalar_one()
+                for name, table in self.db.metadata.tables.items()
+            }
+
+    def table_rows(self, name: str) -> list[dict[str, t.Any]]:
+        """Every row of a table, as dicts."""
+        with self.app.app_context():
+            table = self.db.metadata.tables[name]
+            return [
+                dict(row._mapping)
+                for row in self.db.session.execute(sa.select(table))
+            ]
+
+
+def build_app(database_url: str, **config: t.Any) -> AppEnv:
+    """A complete application: a User model, the extension, protected routes.
+
+    Routes: ``/api/me`` (``@jwt_required``), ``/api/optional`` (optional),
+    ``/api/admin`` (permission ``administer jwt authentication``), ``/api/async``
+    (an async view).
+    """
+
+    class Base(DeclarativeBase):
+        pass
+
+    db = SQLAlchemy(model_class=Base)
+
+    class User(db.Model):  # type: ignore[name-defined,misc]
+        __tablename__ = "users"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        username: Mapped[str] = mapped_column(sa.String(255), unique=True)
+        password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+        is_active: Mapped[bool] = mapped_column(default=True)
+
+    jwt = JWTAuthentication()
+    jwt.dummy_password_hash = generate_password_hash("dummy", method=HASH_METHOD)
+
+    @jwt.user_lookup
+    def find_user(username: str) -> t.Any:
+        return db.session.execute(
+            sa.select(User).filter_by(username=username)
+        ).scalar_one_or_none()
+
+    @jwt.user_loader
+    def load_user(uid: t.Any) -> t.Any:
+        return db.session.get(User, uid) if isinstance(uid, int) else None
+
+    app = Flask("testapp")
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="s" * 64,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=(
+            {"pool_pre_ping": True} if not database_url.startswith("sqlite") else {}
+        ),
+    )
+    app.config.update(config)
+    db.init_app(app)
+    jwt.init_app(app, db=db)
+
+    @app.get("/api/me")
+    @jwt_required
+    def me() -> dict[str, t.Any]:
+        return {"uid": get_jwt()["uid"], "username": current_user.username}
+
+    @app.get("/api/optional")
+    @jwt_required(optional=True)
+    def optional() -> dict[str, t.Any]:
+        user = current_user.username if current_user else None
+        return {"user": user, "claims": get_jwt()}
+
+    @app.get("/api/admin")
+    @jwt_required(permission="administer jwt authentication")
+    def admin() -> dict[str, t.Any]:
+        return {"ok": True}
+
+    @app.get("/api/async")
+    @jwt_required
+    async def async_view() -> dict[str, t.Any]:
+        return {"uid": get_jwt()["uid"]}
+
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    return AppEnv(app=app, db=db, jwt=jwt, User=User)
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> t.Iterator[t.Callable[..., AppEnv]]:
+    """``make_app(database_url=None, **config) -> AppEnv``; SQLite by default.
+
+    Every app made is torn down (tables dropped, engines disposed) after the test.
+    """
+    made: list[AppEnv] = []
+
+    def factory(database_url: str | None = None, **config: t.Any) -> AppEnv:
+        url = database_url or f"sqlite:///{tmp_path / f'test{len(made)}.db'}"
+        env = build_app(url, **config)
+        made.append(env)
+        return env
+
+    yield factory
+    for env in made:
+        with env.app.app_context():
+            env.db.session.remove()
+            if not str(env.db.engine.url).startswith("sqlite"):
+                env.db.drop_all()
+            env.db.engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each configured database backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'backend.db'}"
+    return require_backend(request.param)
+
+
+@pytest.fixture
+def env(make_app: t.Callable[..., AppEnv]) -> AppEnv:
+    """An HS256 app on SQLite with the user ``alice``."""
+    env = make_app()
+    env.create_user("alice")
+    return env
+
+
+@pytest.fixture
+def client(env: AppEnv) -> t.Any:
+    return env.app.test_client()
+
+
+def login(client: t.Any, username: str = "alice", password: str = PASSWORD) -> t.Any:
+    """POST the log-in endpoint; returns the response."""
+    return client.post(
+        f"{PREFIX}/tokens", json={"username": username, "password": password}
+    )
+
+
+def tokens_for(client: t.Any, username: str = "alice") -> dict[str, t.Any]:
+    """Log in and return the token pair (asserting success)."""
+    response = login(client, username)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return t.cast(dict[str, t.Any], response.get_json())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
