@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import re
 import typing as t
 
 from .errors import ConfigurationError
@@ -19,6 +20,9 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_ACCESS_TOKEN_TTL": 900,
     "JWT_AUTH_ALGORITHM": "HS256",
     "JWT_AUTH_AUDIENCE": None,
+    "JWT_AUTH_FLOOD_IP_LIMIT": "50 per hour",
+    "JWT_AUTH_FLOOD_REFRESH_LIMIT": "100 per hour",
+    "JWT_AUTH_FLOOD_USER_LIMIT": "5 per 5 minutes",
     "JWT_AUTH_ISSUER": None,
     "JWT_AUTH_LEEWAY": 0,
     "JWT_AUTH_MAX_BODY_SIZE": 16384,
@@ -26,10 +30,16 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_PRIVATE_KEY": None,
     "JWT_AUTH_PUBLIC_KEY": None,
     "JWT_AUTH_REALM": None,
+    "JWT_AUTH_REFRESH_COOKIE": False,
+    "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER": "X-Requested-With",
+    "JWT_AUTH_REFRESH_COOKIE_NAME": "jwt_refresh_token",
     "JWT_AUTH_REFRESH_TOKEN_TTL": 1209600,
     "JWT_AUTH_SECRET_KEY": None,
     "JWT_AUTH_URL_PREFIX": "/jwt-authentication/api/auth",
 }
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +61,11 @@ class Settings:
     realm: str = "flask-jwt-authentication"
     max_body_size: int = 16384
     password_hash_attribute: str = "password_hash"
+    #: Cookie mode: the refresh token travels in an HttpOnly cookie, not the body.
+    refresh_cookie: bool = False
+    refresh_cookie_name: str = "jwt_refresh_token"
+    #: The header a cookie-carried refresh must send (a cross-site form cannot).
+    refresh_cookie_csrf_header: str = "X-Requested-With"
 
 
 def _whole(
@@ -85,6 +100,29 @@ def _text(config: t.Mapping[str, t.Any], key: str, default: str) -> str:
     return value
 
 
+def _flag(config: t.Mapping[str, t.Any], key: str) -> bool:
+    value = config.get(key, DEFAULTS[key])
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"", "0", "false", "no", "off"}:
+            return False
+    elif isinstance(value, (bool, int)) or value is None:
+        return bool(value)
+    raise ConfigurationError(f"{key} must be true or false, got {value!r}.")
+
+
+def _token(config: t.Mapping[str, t.Any], key: str) -> str:
+    """A cookie or header name: an RFC 9110 token."""
+    value = _text(config, key, DEFAULTS[key])
+    if not _TOKEN.fullmatch(value):
+        raise ConfigurationError(
+            f"{key} must be a cookie or header name, got {value!r}."
+        )
+    return value
+
+
 def _audience(config: t.Mapping[str, t.Any]) -> tuple[str, ...]:
     value = config.get("JWT_AUTH_AUDIENCE")
     if value is None or value == "":
@@ -111,7 +149,7 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
     from .keys import ALGORITHMS
 
     algorithm = config.get("JWT_AUTH_ALGORITHM", DEFAULTS["JWT_AUTH_ALGORITHM"])
-    if algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ConfigurationError(
             f"JWT_AUTH_ALGORITHM {algorithm!r} is not supported; use one of "
             + ", ".join(ALGORITHMS)
@@ -143,4 +181,9 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
             config, "JWT_AUTH_MAX_BODY_SIZE", minimum=256, unit="bytes"
         ),
         password_hash_attribute=attribute,
+        refresh_cookie=_flag(config, "JWT_AUTH_REFRESH_COOKIE"),
+        refresh_cookie_name=_token(config, "JWT_AUTH_REFRESH_COOKIE_NAME"),
+        refresh_cookie_csrf_header=_token(
+            config, "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER"
+        ),
     )

@@ -10,6 +10,8 @@ from flask import current_app
 
 from . import config
 from . import keys
+from .limits import FloodControl
+from .limits import normalize_username
 from .models import Tables
 from .models import build_tables
 from .passwords import DummyHash
@@ -48,6 +50,12 @@ class UserIdentity(t.Protocol):
     """``(user) -> str or int``: the identity written into tokens as ``uid``."""
 
     def __call__(self, user: t.Any, /) -> t.Any: ...
+
+
+class UsernameNormalizer(t.Protocol):
+    """``(username) -> str``: the form the user lookup and the flood counter use."""
+
+    def __call__(self, username: str, /) -> str: ...
 
 
 class PermissionChecker(t.Protocol):
@@ -96,6 +104,7 @@ class AppState:
     keyset: keys.KeySet
     tables: Tables
     store: Store
+    flood: FloodControl
 
 
 class JWTAuthentication:
@@ -119,6 +128,7 @@ class JWTAuthentication:
         self._user_loader: UserLoader = _missing_user_loader
         self._user_identity: UserIdentity = _default_identity
         self._permission_checker: PermissionChecker = default_permission_checker
+        self._username_normalizer: UsernameNormalizer = normalize_username
         self._password_verifier: PasswordVerifier = werkzeug_verifier
         self._dummy_hash = DummyHash()
         if app is not None:
@@ -157,6 +167,7 @@ class JWTAuthentication:
             keyset=keyset,
             tables=tables,
             store=Store(db, tables),
+            flood=FloodControl(app.config),
         )
         from .cli import jwt_cli
         from .views import make_blueprint
@@ -169,12 +180,22 @@ class JWTAuthentication:
     def user_lookup(self, func: F) -> F:
         """Register the function that finds the user logging in.
 
-        It takes the username as sent (a non-empty string of at most 255 characters)
-        and returns the user object, or ``None`` if there is no such user. The user
+        It takes the normalised username (see :meth:`username_normalizer`) and
+        returns the user object, or ``None`` if there is no such user. The user
         object carries the password hash (see ``JWT_AUTH_PASSWORD_HASH_ATTRIBUTE``)
         and, optionally, ``is_active``.
         """
         self._user_lookup = func
+        return func
+
+    def username_normalizer(self, func: F) -> F:
+        """Register the function that normalises a username before the lookup.
+
+        It takes the username as sent and returns the form passed to
+        :meth:`user_lookup`; the per-username flood counter uses the same form,
+        case-folded. The default applies Unicode NFKC and strips surrounding spaces.
+        """
+        self._username_normalizer = func
         return func
 
     def user_loader(self, func: F) -> F:

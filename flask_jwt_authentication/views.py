@@ -12,6 +12,7 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from sqlalchemy import exc as sa_exc
 
 from . import signals
 from . import tokens
@@ -27,10 +28,12 @@ from .extension import ACCESS_PERMISSION
 from .extension import USE_PERMISSION
 from .extension import AppState
 from .extension import get_state
+from .limits import FloodControl
 from .passwords import check_credentials
 from .passwords import is_active
 
 if t.TYPE_CHECKING:
+    from .config import Settings
     from .store import RefreshRecord
 
 #: The longest username and password accepted (characters).
@@ -53,7 +56,11 @@ def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
     length = request.content_length
     if length is not None and length > cap:
         raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
-    data = request.stream.read(cap + 1)
+    if length is not None:
+        # Cached, so a body an application hook read first is still seen here.
+        data = request.get_data(cache=True)
+    else:
+        data = request.stream.read(cap + 1)
     if len(data) > cap:
         raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
     if not data.strip():
@@ -137,16 +144,82 @@ def _issue(
         "refresh_token": refresh_token,
         "refresh_expires_in": settings.refresh_token_ttl,
     }
-    return _no_store(jsonify(body))
+    if not settings.refresh_cookie:
+        return _no_store(jsonify(body))
+    # Cookie mode: the refresh token is out of reach of scripts, and sent only to
+    # the refresh endpoint.
+    del body["refresh_token"]
+    response = _no_store(jsonify(body))
+    response.set_cookie(
+        settings.refresh_cookie_name,
+        refresh_token,
+        max_age=settings.refresh_token_ttl,
+        path=f"{settings.url_prefix}/refresh",
+        secure=True,
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+def _clear_refresh_cookie(settings: Settings, response: Response) -> Response:
+    if settings.refresh_cookie:
+        response.delete_cookie(
+            settings.refresh_cookie_name,
+            path=f"{settings.url_prefix}/refresh",
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+        )
+    return response
+
+
+def _presented_refresh_token(settings: Settings) -> str:
+    """The refresh token of the request: the body's, else (cookie mode) the cookie's.
+
+    A token taken from the cookie must come with the configured custom header
+    (``X-Requested-With`` by default). Browsers attach cookies to cross-site
+    requests but let a page add custom headers only to same-origin requests or
+    after a CORS preflight the server does not grant, so the header proves the
+    request came from our own front-end. This needs no state and no token in
+    JavaScript, unlike a double-submit token; SameSite=Strict is the first line.
+    """
+    body = _read_json_object(required=not settings.refresh_cookie)
+    presented = _string_field(
+        body,
+        "refresh_token",
+        MAX_REFRESH_TOKEN_LENGTH,
+        required=not settings.refresh_cookie,
+    )
+    if presented is not None:
+        return presented
+    cookie = request.cookies.get(settings.refresh_cookie_name)
+    if not cookie:
+        raise InvalidRequest("Send the refresh token in the body or its cookie.")
+    if not request.headers.get(settings.refresh_cookie_csrf_header):
+        raise AccessDenied(
+            f"A refresh with the cookie needs the {settings.refresh_cookie_csrf_header}"
+            " header."
+        )
+    field = {"refresh_token": cookie}
+    return t.cast(str, _string_field(field, "refresh_token", MAX_REFRESH_TOKEN_LENGTH))
 
 
 def login() -> Response:
     """``POST {prefix}/tokens``: exchange a username and password for a token pair."""
     state = get_state()
     body = _read_json_object()
-    username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
+    raw_username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
     password = t.cast(str, _string_field(body, "password", MAX_PASSWORD_LENGTH))
     ext, store = state.extension, state.store
+    username = ext._username_normalizer(raw_username)
+    if not username:
+        raise InvalidRequest("'username' must be a non-empty string.")
+    # Counted before the password is checked, so parallel guesses cannot overtake
+    # the limit; refused here, no hash is computed.
+    reservation = state.flood.reserve(
+        ip=_client_address(), user=FloodControl.user_key(username)
+    )
     with store.unavailable_on_error():
         user = ext._user_lookup(username)
     valid = check_credentials(
@@ -159,6 +232,7 @@ def login() -> Response:
     if not valid:
         # One answer for every failure, so it tells nothing of which one it was.
         raise InvalidGrant("Invalid username or password.")
+    reservation.succeeded()
     if not ext.has_permission(user, ACCESS_PERMISSION):
         raise AccessDenied("You may not obtain tokens.")
     now = int(time.time())
@@ -173,14 +247,21 @@ def login() -> Response:
         return _issue(state, user, str(session_id), refresh_token, now)
 
 
+def _client_address() -> str:
+    """The client address limits count by: ``request.remote_addr``.
+
+    Behind a proxy, install Werkzeug's ``ProxyFix`` so that this is the client's
+    address; ``X-Forwarded-For`` is never read here, as anyone can send it.
+    """
+    return request.remote_addr or "unknown"
+
+
 def refresh() -> Response:
     """``POST {prefix}/refresh``: consume a refresh token for a new pair."""
     state = get_state()
-    body = _read_json_object()
-    presented = t.cast(
-        str, _string_field(body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH)
-    )
     store, settings = state.store, state.settings
+    presented = _presented_refresh_token(settings)
+    reservation = state.flood.reserve(refresh=_client_address())
     now = int(time.time())
     with store.unavailable_on_error():
         record = store.find_refresh_token(presented)
@@ -208,7 +289,9 @@ def refresh() -> Response:
             store.rollback()
             _end_session(state, record, now, "reuse")
             raise InvalidGrant(_REUSED)
-        return _issue(state, user, str(record.session_id), new_token, now)
+        response = _issue(state, user, str(record.session_id), new_token, now)
+    reservation.succeeded()
+    return response
 
 
 def _end_session(state: AppState, record: RefreshRecord, now: int, reason: str) -> None:
@@ -234,15 +317,26 @@ def logout() -> Response:
     )
     store, claims = state.store, auth.claims
     now = int(time.time())
+    sessions = [uuid.UUID(claims["sid"])]
     with store.unavailable_on_error():
-        store.revoke_access_token(claims["jti"], expires_at=int(claims["exp"]), now=now)
-        store.revoke_session(uuid.UUID(claims["sid"]), now=now, reason="logout")
         if presented is not None:
             record = store.find_refresh_token(presented)
-            if record is not None and record.user_key == _user_key(state, auth.user):
-                store.revoke_session(record.session_id, now=now, reason="logout")
-        store.commit()
-    return _no_store(Response(status=204))
+            if record is not None:
+                sessions.append(record.session_id)
+        try:
+            store.revoke_access_token(
+                claims["jti"], expires_at=int(claims["exp"]), now=now
+            )
+            for session_id in sessions:
+                store.revoke_session(session_id, now=now, reason="logout")
+            store.commit()
+        except sa_exc.IntegrityError:
+            # A concurrent log-out with the same token revoked the jti first.
+            store.rollback()
+            for session_id in sessions:
+                store.revoke_session(session_id, now=now, reason="logout")
+            store.commit()
+    return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
 
 
 def jwks() -> Response:
@@ -259,7 +353,7 @@ def _method_not_allowed(allowed: list[str]) -> t.Callable[..., Response]:
     return view
 
 
-def make_blueprint(settings: t.Any) -> Blueprint:
+def make_blueprint(settings: Settings) -> Blueprint:
     """The blueprint of the endpoints, under ``settings.url_prefix``."""
     bp = Blueprint("jwt_authentication", __name__)
     prefix = settings.url_prefix

@@ -178,6 +178,8 @@ def build_app(database_url: str, **config: t.Any) -> AppEnv:
     app = Flask("testapp")
     app.config.update(
         TESTING=True,
+        # Flood limits are tested on their own (test_limits.py), with this on.
+        RATELIMIT_ENABLED=False,
         SECRET_KEY="s" * 64,
         SQLALCHEMY_DATABASE_URI=database_url,
         SQLALCHEMY_ENGINE_OPTIONS=(

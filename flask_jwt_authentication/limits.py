@@ -1,0 +1,232 @@
+"""Brute-force limits on the token endpoints, counted by the ``limits`` library on
+Flask-Limiter's storage settings.
+
+Failed log-ins are limited per client address and per username, failed refreshes
+per client address. An attempt is *reserved* (counted) before the password is
+checked, so concurrent guesses cannot slip past the limit; a success gives its
+reservation back and clears the username's count, never the address's (else an
+attacker would interleave log-ins of its own).
+
+Counting uses the fixed-window strategy, the only one of ``limits`` whose counts
+can be given back; a burst at a window's edge can therefore reach twice a limit
+within a short span, never more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import typing as t
+import unicodedata
+
+import limits
+from limits.storage import MemoryStorage
+from limits.storage import Storage
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+from .config import DEFAULTS
+from .errors import ConfigurationError
+from .errors import TemporarilyUnavailable
+from .errors import TooManyRequests
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+#: Seconds between attempts to return to the configured storage after a failure,
+#: when the in-memory fallback is on.
+RECHECK_INTERVAL = 10.0
+
+
+def normalize_username(username: str) -> str:
+    """The default username normaliser: Unicode NFKC and no surrounding spaces.
+
+    The user lookup receives this form; the flood counter also folds case, so
+    every variant of one account shares one counter.
+    """
+    return unicodedata.normalize("NFKC", username).strip()
+
+
+def _parse(config: t.Mapping[str, t.Any], key: str) -> limits.RateLimitItem | None:
+    """The limit under ``key``; ``None`` (or an empty string) turns it off."""
+    value = config.get(key, DEFAULTS[key])
+    if value is None or value is False or value == "":
+        return None
+    try:
+        return limits.parse(str(value))
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a rate limit such as '5 per 5 minutes', got {value!r}."
+        ) from None
+
+
+@dataclasses.dataclass
+class _Counter:
+    """One limit and the identifiers it is counted under."""
+
+    item: limits.RateLimitItem
+    scope: str
+
+
+class FloodControl:
+    """The log-in and refresh limits of one application.
+
+    :param config: the application's configuration. Reads ``JWT_AUTH_FLOOD_IP_LIMIT``,
+        ``JWT_AUTH_FLOOD_USER_LIMIT``, ``JWT_AUTH_FLOOD_REFRESH_LIMIT`` and
+        Flask-Limiter's ``RATELIMIT_ENABLED``, ``RATELIMIT_STORAGE_URI``,
+        ``RATELIMIT_STORAGE_OPTIONS``, ``RATELIMIT_KEY_PREFIX`` and
+        ``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``.
+    :raises ConfigurationError: a limit does not parse or the storage URI is unknown.
+    """
+
+    def __init__(self, config: t.Mapping[str, t.Any]) -> None:
+        self.enabled = bool(config.get("RATELIMIT_ENABLED", True))
+        self.ip_limit = _parse(config, "JWT_AUTH_FLOOD_IP_LIMIT")
+        self.user_limit = _parse(config, "JWT_AUTH_FLOOD_USER_LIMIT")
+        self.refresh_limit = _parse(config, "JWT_AUTH_FLOOD_REFRESH_LIMIT")
+        self.prefix = str(config.get("RATELIMIT_KEY_PREFIX") or "") + "jwt-auth"
+        uri = config.get("RATELIMIT_STORAGE_URI") or "memory://"
+        options = dict(config.get("RATELIMIT_STORAGE_OPTIONS") or {})
+        try:
+            storage = storage_from_string(uri, **options)
+        except Exception as e:  # limits raises ConfigurationError or ImportError
+            raise ConfigurationError(
+                f"RATELIMIT_STORAGE_URI cannot be used: {type(e).__name__}: {e}"
+            ) from None
+        if not isinstance(storage, Storage):
+            raise ConfigurationError(
+                "RATELIMIT_STORAGE_URI must name a synchronous storage, not async+..."
+            )
+        self._storage = storage
+        self._primary = FixedWindowRateLimiter(storage)
+        self.fail_open = bool(config.get("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", False))
+        self._fallback = FixedWindowRateLimiter(MemoryStorage())
+        self._dead_since: float | None = None
+        self._lock = threading.Lock()
+
+    # Strategy selection with the in-memory fallback --------------------------------
+
+    def _strategy(self) -> FixedWindowRateLimiter:
+        if self._dead_since is None:
+            return self._primary
+        if time.monotonic() - self._dead_since >= RECHECK_INTERVAL:
+            with self._lock:
+                try:
+                    healthy = self._storage.check()
+                except Exception:
+                    healthy = False
+                if healthy:
+                    logger.warning("Rate-limit storage is back; leaving the fallback.")
+                    self._dead_since = None
+                    return self._primary
+                self._dead_since = time.monotonic()
+        return self._fallback
+
+    def _call(self, op: str, counter: _Counter, cost: int = 1) -> t.Any:
+        """Run ``op`` ("hit", "clear" or "get_window_stats") on ``counter``."""
+        strategy = self._strategy()
+        try:
+            return self._run(strategy, op, counter, cost)
+        except Exception as e:
+            if strategy is self._fallback:
+                raise
+            logger.error(
+                "Rate-limit storage unavailable (%s); %s.",
+                type(e).__name__,
+                "counting in memory" if self.fail_open else "refusing log-ins",
+            )
+            if not self.fail_open:
+                raise TemporarilyUnavailable() from e
+            with self._lock:
+                self._dead_since = time.monotonic()
+            return self._run(self._fallback, op, counter, cost)
+
+    def _run(
+        self, strategy: FixedWindowRateLimiter, op: str, counter: _Counter, cost: int
+    ) -> t.Any:
+        if op == "hit":
+            return strategy.hit(counter.item, self.prefix, counter.scope, cost=cost)
+        if op == "clear":
+            return strategy.clear(counter.item, self.prefix, counter.scope)
+        return strategy.get_window_stats(counter.item, self.prefix, counter.scope)
+
+    # Reservations --------------------------------------------------------------------
+
+    def _counters(self, **scopes: str | None) -> list[_Counter]:
+        items = {
+            "ip": self.ip_limit,
+            "user": self.user_limit,
+            "refresh": self.refresh_limit,
+        }
+        counters = []
+        for name, value in scopes.items():
+            item = items[name]
+            if value is not None and item is not None:
+                counters.append(_Counter(item, f"{name}:{value}"))
+        return counters
+
+    def reserve(self, **scopes: str | None) -> Reservation:
+        """Count one attempt on each named limit (``ip=``, ``user=``, ``refresh=``).
+
+        :returns: the reservation, to give back with :meth:`Reservation.succeeded`.
+        :raises TooManyRequests: a limit is exhausted; no count is kept for it, and
+            the counts already taken for this attempt are given back.
+        :raises TemporarilyUnavailable: the storage cannot be reached and the
+            in-memory fallback is off.
+        """
+        reservation = Reservation(self, [])
+        if not self.enabled:
+            return reservation
+        for counter in self._counters(**scopes):
+            allowed = self._call("hit", counter)
+            if not allowed:
+                self._give_back([counter, *reservation.counters])
+                retry = self._retry_after(counter)
+                raise TooManyRequests(
+                    "Too many failed attempts; try again later.", retry_after=retry
+                )
+            reservation.counters.append(counter)
+        return reservation
+
+    def _retry_after(self, counter: _Counter) -> int:
+        try:
+            stats = self._call("get_window_stats", counter)
+            return max(1, int(stats.reset_time - time.time()) + 1)
+        except Exception:
+            return int(counter.item.get_expiry())
+
+    def _give_back(self, counters: t.Iterable[_Counter]) -> None:
+        for counter in counters:
+            try:
+                self._call("hit", counter, cost=-1)
+            except Exception:
+                logger.warning("Could not give back a rate-limit reservation.")
+
+    def clear(self, counter: _Counter) -> None:
+        """Reset a counter (a successful log-in clears its username's)."""
+        try:
+            self._call("clear", counter)
+        except Exception:
+            logger.warning("Could not clear a rate-limit counter.")
+
+    @staticmethod
+    def user_key(username: str) -> str:
+        """The username's counter key: normalised and case-folded."""
+        return normalize_username(username).casefold()
+
+
+@dataclasses.dataclass
+class Reservation:
+    """Attempts counted before a credential check."""
+
+    flood: FloodControl
+    counters: list[_Counter]
+
+    def succeeded(self) -> None:
+        """The attempt succeeded: give its counts back and clear the username's."""
+        for counter in self.counters:
+            if counter.scope.startswith("user:"):
+                self.flood.clear(counter)
+            else:
+                self.flood._give_back([counter])
