@@ -1,9 +1,11 @@
 """A small API protected by flask_jwt_authentication.
 
-Run it with SQLite and nothing else to set up::
+Run it with SQLite and nothing else to set up (``flask`` finds ``create_app``)::
 
     flask --app examples/app.py create-user alice
     flask --app examples/app.py run
+
+The database is ``examples/instance/example.db``.
 
 Set ``JWT_AUTH_SECRET_KEY`` (64 random characters) to keep tokens valid across
 restarts; without it a random key is made at start-up.
@@ -78,16 +80,20 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
     @click.argument("username")
     @click.password_option()
     def create_user(username: str, password: str) -> None:
-        """Create a user who can log in."""
-        db.session.add(
-            User(username=username, password_hash=generate_password_hash(password))
-        )
+        """Create a user who can log in (or set the password of an existing one)."""
+        user = find_user(username)
+        if user is None:
+            db.session.add(
+                User(username=username, password_hash=generate_password_hash(password))
+            )
+            message = f"Created user {username!r}."
+        else:
+            user.password_hash = generate_password_hash(password)
+            message = f"Set the password of user {username!r}."
         db.session.commit()
-        click.echo(f"Created user {username!r}.")
+        click.echo(message)
 
     with app.app_context():
         db.create_all()
     return app
 
-
-app = create_app()
