@@ -13,6 +13,7 @@ from flask import current_app
 from flask import jsonify
 from flask import request
 from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import InternalServerError
 
 from . import signals
 from . import tokens
@@ -321,7 +322,7 @@ def logout() -> Response:
     with store.unavailable_on_error():
         if presented is not None:
             record = store.find_refresh_token(presented)
-            if record is not None:
+            if record is not None and record.user_key == _user_key(state, auth.user):
                 sessions.append(record.session_id)
         try:
             store.revoke_access_token(
@@ -344,6 +345,21 @@ def jwks() -> Response:
     response = jsonify(get_state().keyset.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
+
+
+def _server_error(error: InternalServerError) -> Response:
+    """Unexpected failures of the endpoints still answer JSON, never HTML.
+
+    Flask has logged the original exception with its traceback by now; the client
+    learns nothing of it.
+    """
+    body = {
+        "error": "server_error",
+        "error_description": "The server could not handle the request.",
+    }
+    response = jsonify(body)
+    response.status_code = 500
+    return _no_store(response)
 
 
 def _method_not_allowed(allowed: list[str]) -> t.Callable[..., Response]:
@@ -373,4 +389,5 @@ def make_blueprint(settings: Settings) -> Blueprint:
         _method_not_allowed(["GET", "HEAD"]),
         methods=["POST", "PUT", "PATCH", "DELETE"],
     )
+    bp.register_error_handler(InternalServerError, _server_error)
     return bp
