@@ -212,9 +212,18 @@ def build_app(database_url: str, **config: t.Any) -> AppEnv:
         return {"uid": get_jwt()["uid"]}
 
     with app.app_context():
+        if database_url.startswith("sqlite"):
+            # Tests need no durability; fsync per statement would dominate them.
+            sa.event.listen(db.engine, "connect", _fast_sqlite)
         db.drop_all()
         db.create_all()
     return AppEnv(app=app, db=db, jwt=jwt, User=User)
+
+
+def _fast_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=OFF")
+    cursor.close()
 
 
 @pytest.fixture
