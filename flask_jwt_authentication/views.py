@@ -12,8 +12,10 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from flask.blueprints import BlueprintSetupState
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import InternalServerError
+from werkzeug.routing import Rule
 
 from . import signals
 from . import tokens
@@ -43,7 +45,6 @@ MAX_PASSWORD_LENGTH = 1024
 #: The longest refresh token accepted; ours are 43 characters.
 MAX_REFRESH_TOKEN_LENGTH = 512
 
-_OTHER_METHODS = ["GET", "PUT", "PATCH", "DELETE"]
 _REUSED = "The refresh token was already used; the session is revoked."
 
 
@@ -362,9 +363,24 @@ def _server_error(error: InternalServerError) -> Response:
     return _no_store(response)
 
 
-def _method_not_allowed(allowed: list[str]) -> t.Callable[..., Response]:
+def _dispatch(
+    handlers: dict[str, t.Callable[[], Response]],
+) -> t.Callable[[], Response]:
+    """One view per path that answers every method.
+
+    The rule accepts any method, so a wrong one reaches this view and gets the
+    contract's JSON 405 with an ``Allow`` that lists only what works, instead of
+    Werkzeug's HTML answer.
+    """
+    allowed = sorted({*handlers, "OPTIONS"})
+
     def view() -> Response:
-        raise MethodNotAllowed(allowed)
+        handler = handlers.get(request.method)
+        if handler is not None:
+            return handler()
+        if request.method == "OPTIONS":
+            return Response(status=200, headers={"Allow": ", ".join(allowed)})
+        raise MethodNotAllowed(handlers)
 
     return view
 
@@ -373,21 +389,22 @@ def make_blueprint(settings: Settings) -> Blueprint:
     """The blueprint of the endpoints, under ``settings.url_prefix``."""
     bp = Blueprint("jwt_authentication", __name__)
     prefix = settings.url_prefix
-    for name, view in (("tokens", login), ("refresh", refresh), ("logout", logout)):
-        bp.add_url_rule(f"{prefix}/{name}", name, view, methods=["POST"])
-        # Other methods get the contract's JSON 405 rather than Flask's HTML one.
-        bp.add_url_rule(
-            f"{prefix}/{name}",
-            f"{name}_method_not_allowed",
-            _method_not_allowed(["POST"]),
-            methods=_OTHER_METHODS,
-        )
-    bp.add_url_rule("/.well-known/jwks.json", "jwks", jwks, methods=["GET"])
-    bp.add_url_rule(
-        "/.well-known/jwks.json",
-        "jwks_method_not_allowed",
-        _method_not_allowed(["GET", "HEAD"]),
-        methods=["POST", "PUT", "PATCH", "DELETE"],
-    )
+    routes: dict[str, tuple[str, dict[str, t.Callable[[], Response]]]] = {
+        f"{prefix}/tokens": ("tokens", {"POST": login}),
+        f"{prefix}/refresh": ("refresh", {"POST": refresh}),
+        f"{prefix}/logout": ("logout", {"POST": logout}),
+        "/.well-known/jwks.json": ("jwks", {"GET": jwks, "HEAD": jwks}),
+    }
+
+    def register(state: BlueprintSetupState) -> None:
+        # Flask's add_url_rule always restricts methods; a Werkzeug rule without
+        # methods matches them all. The endpoint keeps the blueprint's name, so
+        # the blueprint's error handler applies.
+        for path, (name, handlers) in routes.items():
+            endpoint = f"{bp.name}.{name}"
+            state.app.url_map.add(Rule(path, endpoint=endpoint))
+            state.app.view_functions[endpoint] = _dispatch(handlers)
+
+    bp.record_once(register)
     bp.register_error_handler(InternalServerError, _server_error)
     return bp
