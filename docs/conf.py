@@ -4,7 +4,7 @@ from __future__ import annotations
 
 project = "flask_jwt_authentication"
 author = "The flask_jwt_authentication developers"
-copyright = "2026, The flask_jwt_authentication developers"  # noqa: A001
+copyright = "2026, The flask_jwt_authentication developers"
 
 extensions = [
     "sphinx.ext.autodoc",

@@ -96,4 +96,3 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
     with app.app_context():
         db.create_all()
     return app
-

@@ -68,7 +68,10 @@ def key_config(algorithm: str) -> dict[str, t.Any]:
     if algorithm.startswith("HS"):
         return {"JWT_AUTH_ALGORITHM": algorithm, "JWT_AUTH_SECRET_KEY": "k" * 64}
     name = _KEY_FILES.get(algorithm) or _KEY_FILES[algorithm[:2]]
-    return {"JWT_AUTH_ALGORITHM": algorithm, "JWT_AUTH_PRIVATE_KEY": str(key_path(name))}
+    return {
+        "JWT_AUTH_ALGORITHM": algorithm,
+        "JWT_AUTH_PRIVATE_KEY": str(key_path(name)),
+    }
 
 
 def _backend_url(name: str) -> str | None:
@@ -86,7 +89,7 @@ def require_backend(name: str) -> str:
     variable = f"TEST_{name.upper()}_URL"
     if os.environ.get("CI"):
         pytest.fail(f"{variable} is not set; CI must test {name}.")
-    pytest.skip(f"{name} not configured: set {variable} (.ci/run does) to run this test.")
+    pytest.skip(f"{name} not configured: set {variable} (.ci/run does) to run this.")
 
 
 @dataclasses.dataclass
@@ -137,8 +140,7 @@ class AppEnv:
         with self.app.app_context():
             table = self.db.metadata.tables[name]
             return [
-                dict(row._mapping)
-                for row in self.db.session.execute(sa.select(table))
+                dict(row._mapping) for row in self.db.session.execute(sa.select(table))
             ]
 
 
