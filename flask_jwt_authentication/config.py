@@ -83,7 +83,11 @@ def _whole(
             ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{key} must be a number of {unit}, got {value!r}.")
-    if not math.isfinite(value) or value < minimum or value != int(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite or value < minimum or value != int(value):
         raise ConfigurationError(
             f"{key} must be a whole number of {unit}, at least {minimum};"
             f" got {value!r}."

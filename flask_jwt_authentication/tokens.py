@@ -186,9 +186,14 @@ def _numeric_date(claims: t.Mapping[str, t.Any], name: str) -> float:
         raise InvalidToken(f"The token has no {name} claim.")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidToken(f"The token's {name} claim is not a NumericDate.")
-    if not math.isfinite(value):
+    try:
+        date = float(value)
+    except OverflowError:
+        # An integer beyond the range of a float (JSON allows any number of digits).
+        raise InvalidToken(f"The token's {name} claim is not a NumericDate.") from None
+    if not math.isfinite(date):
         raise InvalidToken(f"The token's {name} claim is not a NumericDate.")
-    return float(value)
+    return date
 
 
 def _identifier(claims: t.Mapping[str, t.Any], name: str) -> str:
