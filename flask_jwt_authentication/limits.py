@@ -223,6 +223,10 @@ class Reservation:
     flood: FloodControl
     counters: list[_Counter]
 
+    def cancel(self) -> None:
+        """The attempt reached no verdict (storage was down): give its counts back."""
+        self.flood._give_back(self.counters)
+
     def succeeded(self) -> None:
         """The attempt succeeded: give its counts back and clear the username's."""
         for counter in self.counters:

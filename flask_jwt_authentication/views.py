@@ -27,6 +27,7 @@ from .errors import InvalidGrant
 from .errors import InvalidRequest
 from .errors import MethodNotAllowed
 from .errors import PayloadTooLarge
+from .errors import TemporarilyUnavailable
 from .extension import ACCESS_PERMISSION
 from .extension import USE_PERMISSION
 from .extension import AppState
@@ -222,8 +223,13 @@ def login() -> Response:
     reservation = state.flood.reserve(
         ip=_client_address(), user=FloodControl.user_key(username)
     )
-    with store.unavailable_on_error():
-        user = ext._user_lookup(username)
+    try:
+        with store.unavailable_on_error():
+            user = ext._user_lookup(username)
+    except TemporarilyUnavailable:
+        # An outage is not a failed attempt: it must not lock the account.
+        reservation.cancel()
+        raise
     valid = check_credentials(
         user,
         password,
@@ -261,9 +267,19 @@ def _client_address() -> str:
 def refresh() -> Response:
     """``POST {prefix}/refresh``: consume a refresh token for a new pair."""
     state = get_state()
-    store, settings = state.store, state.settings
-    presented = _presented_refresh_token(settings)
+    presented = _presented_refresh_token(state.settings)
     reservation = state.flood.reserve(refresh=_client_address())
+    try:
+        response = _refresh(state, presented)
+    except TemporarilyUnavailable:
+        reservation.cancel()
+        raise
+    reservation.succeeded()
+    return response
+
+
+def _refresh(state: AppState, presented: str) -> Response:
+    store, settings = state.store, state.settings
     now = int(time.time())
     with store.unavailable_on_error():
         record = store.find_refresh_token(presented)
@@ -291,9 +307,7 @@ def refresh() -> Response:
             store.rollback()
             _end_session(state, record, now, "reuse")
             raise InvalidGrant(_REUSED)
-        response = _issue(state, user, str(record.session_id), new_token, now)
-    reservation.succeeded()
-    return response
+        return _issue(state, user, str(record.session_id), new_token, now)
 
 
 def _end_session(state: AppState, record: RefreshRecord, now: int, reason: str) -> None:

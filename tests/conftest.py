@@ -144,8 +144,13 @@ class AppEnv:
             ]
 
 
-def build_app(database_url: str, **config: t.Any) -> AppEnv:
+def build_app(
+    database_url: str, *, create_tables: bool = True, **config: t.Any
+) -> AppEnv:
     """A complete application: a User model, the extension, protected routes.
+
+    With ``create_tables=False`` the database is left alone, for one that cannot
+    be reached.
 
     Routes: ``/api/me`` (``@jwt_required``), ``/api/optional`` (optional),
     ``/api/admin`` (permission ``administer jwt authentication``), ``/api/async``
@@ -217,8 +222,9 @@ def build_app(database_url: str, **config: t.Any) -> AppEnv:
         if database_url.startswith("sqlite"):
             # Tests need no durability; fsync per statement would dominate them.
             sa.event.listen(db.engine, "connect", _fast_sqlite)
-        db.drop_all()
-        db.create_all()
+        if create_tables:
+            db.drop_all()
+            db.create_all()
     return AppEnv(app=app, db=db, jwt=jwt, User=User)
 
 

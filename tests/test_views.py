@@ -23,18 +23,12 @@ from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
 from conftest import bearer
+from conftest import build_app
 from conftest import key_config
 from conftest import login
 from conftest import tokens_for
 from flask import Flask
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.orm import Mapped
-from sqlalchemy.orm import mapped_column
-from werkzeug.security import generate_password_hash
 
-from flask_jwt_authentication import JWTAuthentication
-from flask_jwt_authentication import jwt_required
 from flask_jwt_authentication.passwords import werkzeug_verifier
 
 TOKENS = f"{PREFIX}/tokens"
@@ -1075,66 +1069,18 @@ def test_jwks_holds_the_public_signing_key(
 # Storage down ----------------------------------------------------------------------
 
 
-def _unreachable_app(database_url: str) -> tuple[Flask, SQLAlchemy]:
-    """An app like conftest's, on a database that cannot be reached.
-
-    Its tables cannot be created, so conftest's ``build_app`` (which creates them)
-    is not used; its key and name match the ``hs256`` fixture's, so tokens from
-    that app verify here.
-    """
-
-    class Base(DeclarativeBase):
-        pass
-
-    db = SQLAlchemy(model_class=Base)
-
-    class User(db.Model):  # type: ignore[name-defined,misc]
-        __tablename__ = "users"
-        id: Mapped[int] = mapped_column(primary_key=True)
-        username: Mapped[str] = mapped_column(sa.String(255), unique=True)
-        password_hash: Mapped[str | None] = mapped_column(sa.String(255))
-
-    jwt = JWTAuthentication()
-    jwt.dummy_password_hash = generate_password_hash("dummy", method=HASH_METHOD)
-
-    @jwt.user_lookup
-    def find_user(username: str) -> t.Any:
-        return db.session.execute(
-            sa.select(User).filter_by(username=username)
-        ).scalar_one_or_none()
-
-    @jwt.user_loader
-    def load_user(uid: t.Any) -> t.Any:
-        return db.session.get(User, uid)
-
-    app = Flask("testapp")
-    app.config.update(
-        TESTING=True,
-        SQLALCHEMY_DATABASE_URI=database_url,
-        **key_config("HS256"),
-    )
-    db.init_app(app)
-    jwt.init_app(app, db=db)
-
-    @app.get("/api/me")
-    @jwt_required
-    def me() -> dict[str, t.Any]:
-        return {"ok": True}
-
-    return app, db
-
-
 @pytest.fixture(params=["postgresql closed port", "sqlite missing directory"])
 def down(request: pytest.FixtureRequest, tmp_path: Path) -> t.Iterator[Flask]:
     if request.param == "postgresql closed port":
         url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=5"
     else:
         url = f"sqlite:///{tmp_path / 'missing' / 'db.sqlite'}"
-    app, db = _unreachable_app(url)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    # The key and name match the hs256 fixture's, so its tokens verify here.
+    env = build_app(url, create_tables=False, **key_config("HS256"))
+    yield env.app
+    with env.app.app_context():
+        env.db.session.remove()
+        env.db.engine.dispose()
 
 
 def assert_unavailable(response: t.Any) -> None:
