@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import typing as t
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from werkzeug.security import generate_password_hash
+from werkzeug.serving import WSGIRequestHandler
+from werkzeug.serving import make_server
 
 from flask_jwt_authentication import JWTAuthentication
 from flask_jwt_authentication import current_user
@@ -255,6 +258,35 @@ def make_app(tmp_path: Path) -> t.Iterator[t.Callable[..., AppEnv]]:
             if not str(env.db.engine.url).startswith("sqlite"):
                 env.db.drop_all()
             env.db.engine.dispose()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per request; errors are still logged."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+@pytest.fixture
+def serve() -> t.Iterator[t.Callable[[AppEnv], int]]:
+    """``serve(env) -> port``: ``env.app`` on a real threaded HTTP server on
+    127.0.0.1, shut down at the end of the test."""
+    running: list[tuple[t.Any, threading.Thread]] = []
+
+    def start(env: AppEnv) -> int:
+        server = make_server(
+            "127.0.0.1", 0, env.app, threaded=True, request_handler=_QuietHandler
+        )
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return int(server.server_port)
+
+    yield start
+    for server, thread in running:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=15)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])

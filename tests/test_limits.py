@@ -32,8 +32,6 @@ from conftest import PREFIX
 from conftest import AppEnv
 from conftest import build_app
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.serving import WSGIRequestHandler
-from werkzeug.serving import make_server
 
 from flask_jwt_authentication.errors import ConfigurationError
 from flask_jwt_authentication.passwords import werkzeug_verifier
@@ -210,38 +208,6 @@ def limited_app(make_app: MakeApp, key_prefix: str, **config: t.Any) -> AppEnv:
     env = make_app(RATELIMIT_ENABLED=True, RATELIMIT_KEY_PREFIX=key_prefix, **config)
     env.create_user("alice")
     return env
-
-
-# A real server in this process --------------------------------------------------------
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
-
-
-@pytest.fixture
-def serve() -> t.Iterator[t.Callable[[AppEnv], int]]:
-    """``serve(env) -> port``: ``env.app`` on a threaded server on 127.0.0.1,
-    stopped at the end of the test."""
-    running: list[tuple[t.Any, threading.Thread]] = []
-
-    def start(env: AppEnv) -> int:
-        server = make_server(
-            "127.0.0.1", 0, env.app, threaded=True, request_handler=_QuietHandler
-        )
-        thread = threading.Thread(
-            target=server.serve_forever, name="limits-server", daemon=True
-        )
-        thread.start()
-        running.append((server, thread))
-        return int(server.server_port)
-
-    yield start
-    for server, thread in running:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=TIMEOUT)
 
 
 # Several processes sharing one Redis --------------------------------------------------

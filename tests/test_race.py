@@ -20,8 +20,6 @@ import sqlalchemy as sa
 from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
-from werkzeug.serving import WSGIRequestHandler
-from werkzeug.serving import make_server
 
 from flask_jwt_authentication.store import hash_refresh_token
 
@@ -31,13 +29,6 @@ THREADS = 16
 REQUEST_TIMEOUT = 15.0
 #: Seconds the whole loop may take before the test gives up (bounded in time too).
 TOTAL_BUDGET = 240.0
-
-
-class _QuietHandler(WSGIRequestHandler):
-    """No access log line per request; errors are still logged."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
 
 
 @dataclasses.dataclass
@@ -80,8 +71,10 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(
-    make_app: t.Callable[..., AppEnv], database_url: str
-) -> t.Iterator[LiveServer]:
+    make_app: t.Callable[..., AppEnv],
+    database_url: str,
+    serve: t.Callable[[AppEnv], int],
+) -> LiveServer:
     """The test app with ``alice`` on a threaded server on 127.0.0.1."""
     # A pool that holds every racing request's connection: with the default one
     # (5 + 10 overflow) each burst opens and closes ten connections, which triples
@@ -98,19 +91,7 @@ def live_server(
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
     )
     env.create_user("alice")
-    server = make_server(
-        "127.0.0.1", 0, env.app, threaded=True, request_handler=_QuietHandler
-    )
-    thread = threading.Thread(
-        target=server.serve_forever, name="race-server", daemon=True
-    )
-    thread.start()
-    try:
-        yield LiveServer(env=env, host="127.0.0.1", port=server.server_port)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=REQUEST_TIMEOUT)
+    return LiveServer(env=env, host="127.0.0.1", port=serve(env))
 
 
 def _race(server: LiveServer, refresh_token: str) -> list[tuple[int, t.Any]]:
