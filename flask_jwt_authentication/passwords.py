@@ -64,6 +64,14 @@ def is_active(user: object) -> bool:
     return bool(getattr(user, "is_active", True))
 
 
+#: Why a log-in failed, as :data:`~flask_jwt_authentication.signals.login_failed`
+#: reports it. The client never learns which one it was.
+UNKNOWN_USER = "unknown_user"
+WRONG_PASSWORD = "wrong_password"
+DISABLED_USER = "disabled_user"
+UNUSABLE_HASH = "unusable_hash"
+
+
 def check_credentials(
     user: object | None,
     password: str,
@@ -71,24 +79,32 @@ def check_credentials(
     attribute: str,
     verify: PasswordVerifier,
     dummy_hash: str,
-) -> bool:
-    """Whether ``password`` logs ``user`` in, at the cost of one verification.
+) -> str | None:
+    """Check ``password`` for ``user`` at the cost of exactly one verification.
 
     :param user: what the user lookup returned, ``None`` for an unknown user.
     :param password: the password presented.
     :param attribute: the user's attribute holding its hash.
     :param verify: the password verifier.
     :param dummy_hash: verified instead when there is no usable hash.
+    :returns: ``None`` when the log-in succeeds, else why it failed (one of
+        :data:`UNKNOWN_USER`, :data:`WRONG_PASSWORD`, :data:`DISABLED_USER`,
+        :data:`UNUSABLE_HASH`).
     """
-    stored = getattr(user, attribute, None) if user is not None else None
-    if isinstance(stored, str) and stored:
-        try:
-            matches = verify(stored, password)
-        except (ValueError, TypeError):
-            # An unreadable hash fails fast: pay the verification cost anyway.
-            logger.warning("A user's stored password hash cannot be verified.")
-            verify(dummy_hash, password)
-            return False
-        return bool(matches) and is_active(user)
-    verify(dummy_hash, password)
-    return False
+    if user is None:
+        verify(dummy_hash, password)
+        return UNKNOWN_USER
+    stored = getattr(user, attribute, None)
+    if not isinstance(stored, str) or not stored:
+        verify(dummy_hash, password)
+        return UNUSABLE_HASH
+    try:
+        matches = verify(stored, password)
+    except (ValueError, TypeError):
+        # An unreadable hash fails fast: pay the verification cost anyway.
+        logger.warning("A user's stored password hash cannot be verified.")
+        verify(dummy_hash, password)
+        return UNUSABLE_HASH
+    if not matches:
+        return WRONG_PASSWORD
+    return None if is_active(user) else DISABLED_USER

@@ -23,3 +23,24 @@ jwt_encoded = _signals.signal("jwt-encoded")
 #: Arguments: ``payload`` and ``token``. Raise
 #: :class:`~flask_jwt_authentication.TokenRejected` to refuse the token.
 jwt_decoded = _signals.signal("jwt-decoded")
+
+#: Sent when a log-in fails, for monitoring. Sender: the app. Arguments:
+#: ``username`` (as the user lookup received it), ``address`` (the client address)
+#: and ``reason``: ``"unknown_user"``, ``"wrong_password"``, ``"disabled_user"``,
+#: ``"unusable_hash"`` or ``"too_many_attempts"``.
+login_failed = _signals.signal("login-failed")
+
+#: Sent after a refresh issued a new pair (after ``jwt_created`` and
+#: ``jwt_encoded``). Sender: the app. Arguments: ``user``, ``session_id`` (the
+#: login session, a string) and ``payload`` (the new access token's claims).
+token_refreshed = _signals.signal("token-refreshed")
+
+#: Sent after a log-out revoked an access token and its session. Sender: the app.
+#: Arguments: ``user`` and ``payload`` (the revoked token's claims).
+logged_out = _signals.signal("logged-out")
+
+#: Sent when a consumed refresh token is presented again and its whole login
+#: session is revoked: a stolen token, or a client that lost a race. The one to
+#: alert on. Sender: the app. Arguments: ``session_id`` (a string), ``identity``
+#: (the user's identity) and ``address`` (the client address).
+refresh_token_reused = _signals.signal("refresh-token-reused")

@@ -28,6 +28,7 @@ from .errors import InvalidRequest
 from .errors import MethodNotAllowed
 from .errors import PayloadTooLarge
 from .errors import TemporarilyUnavailable
+from .errors import TooManyRequests
 from .extension import ACCESS_PERMISSION
 from .extension import USE_PERMISSION
 from .extension import AppState
@@ -119,15 +120,29 @@ def _identity(state: AppState, user: t.Any) -> str | int:
     return identity
 
 
+def _role_list(roles: t.Iterable[str]) -> list[str]:
+    if isinstance(roles, str):
+        roles = [roles]
+    names = list(roles)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError("The roles loader must return strings.")
+    return names
+
+
 def _issue(
     state: AppState, user: t.Any, session_id: str, refresh_token: str, now: int
-) -> Response:
+) -> tuple[Response, dict[str, t.Any]]:
     """Sign the access token of a new pair, commit, and answer with the pair.
 
     The token is signed before the commit, so a failed commit issues nothing.
+
+    :returns: the response and the access token's claims.
     """
     settings = state.settings
     claims = tokens.access_claims(settings, _identity(state, user), session_id, now=now)
+    roles = state.extension._roles_loader(user)
+    if roles is not None:
+        claims[settings.roles_claim] = _role_list(roles)
     reserved = {k: claims.get(k) for k in tokens.RESERVED_CLAIMS}
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     signals.jwt_created.send(app, payload=claims, user=user)
@@ -148,7 +163,7 @@ def _issue(
         "refresh_expires_in": settings.refresh_token_ttl,
     }
     if not settings.refresh_cookie:
-        return _no_store(jsonify(body))
+        return _no_store(jsonify(body)), claims
     # Cookie mode: the refresh token is out of reach of scripts, and sent only to
     # the refresh endpoint.
     del body["refresh_token"]
@@ -162,7 +177,7 @@ def _issue(
         httponly=True,
         samesite="Strict",
     )
-    return response
+    return response, claims
 
 
 def _clear_refresh_cookie(settings: Settings, response: Response) -> Response:
@@ -220,9 +235,19 @@ def login() -> Response:
         raise InvalidRequest("'username' must be a non-empty string.")
     # Counted before the password is checked, so parallel guesses cannot overtake
     # the limit; refused here, no hash is computed.
-    reservation = state.flood.reserve(
-        ip=_client_address(), user=FloodControl.user_key(username)
-    )
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        reservation = state.flood.reserve(
+            ip=_client_address(), user=FloodControl.user_key(username)
+        )
+    except TooManyRequests:
+        signals.login_failed.send(
+            app,
+            username=username,
+            address=_client_address(),
+            reason="too_many_attempts",
+        )
+        raise
     try:
         with store.unavailable_on_error():
             user = ext._user_lookup(username)
@@ -230,14 +255,17 @@ def login() -> Response:
         # An outage is not a failed attempt: it must not lock the account.
         reservation.cancel()
         raise
-    valid = check_credentials(
+    failure = check_credentials(
         user,
         password,
         attribute=state.settings.password_hash_attribute,
         verify=ext._password_verifier,
         dummy_hash=ext.dummy_password_hash,
     )
-    if not valid:
+    if failure is not None:
+        signals.login_failed.send(
+            app, username=username, address=_client_address(), reason=failure
+        )
         # One answer for every failure, so it tells nothing of which one it was.
         raise InvalidGrant("Invalid username or password.")
     reservation.succeeded()
@@ -252,7 +280,8 @@ def login() -> Response:
             client_ip=request.remote_addr,
             user_agent=request.user_agent.string,
         )
-        return _issue(state, user, str(session_id), refresh_token, now)
+        response, _ = _issue(state, user, str(session_id), refresh_token, now)
+    return response
 
 
 def _client_address() -> str:
@@ -286,8 +315,7 @@ def _refresh(state: AppState, presented: str) -> Response:
         if record is None:
             raise InvalidGrant("The refresh token is unknown.")
         if record.consumed:
-            _end_session(state, record, now, "reuse")
-            raise InvalidGrant(_REUSED)
+            _reused(state, record, now)
         if record.session_revoked:
             raise InvalidGrant("The refresh token's session has been revoked.")
         if now >= record.expires_at:
@@ -305,14 +333,33 @@ def _refresh(state: AppState, presented: str) -> Response:
         if new_token is None:
             # Another request consumed it first: this is a second use.
             store.rollback()
-            _end_session(state, record, now, "reuse")
-            raise InvalidGrant(_REUSED)
-        return _issue(state, user, str(record.session_id), new_token, now)
+            _reused(state, record, now)
+        session_id = str(record.session_id)
+        response, claims = _issue(state, user, session_id, new_token, now)
+    signals.token_refreshed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=user,
+        session_id=session_id,
+        payload=claims,
+    )
+    return response
 
 
 def _end_session(state: AppState, record: RefreshRecord, now: int, reason: str) -> None:
     state.store.revoke_session(record.session_id, now=now, reason=reason)
     state.store.commit()
+
+
+def _reused(state: AppState, record: RefreshRecord, now: int) -> t.NoReturn:
+    """A consumed refresh token came back: end its whole session, and say so."""
+    _end_session(state, record, now, "reuse")
+    signals.refresh_token_reused.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        session_id=str(record.session_id),
+        identity=json.loads(record.user_key),
+        address=_client_address(),
+    )
+    raise InvalidGrant(_REUSED)
 
 
 def logout() -> Response:
@@ -352,6 +399,11 @@ def logout() -> Response:
             for session_id in sessions:
                 store.revoke_session(session_id, now=now, reason="logout")
             store.commit()
+    signals.logged_out.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=auth.user,
+        payload=claims,
+    )
     return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
 
 

@@ -1,5 +1,6 @@
-"""The blinker events of CONTRACT §4: ``jwt_created``, ``jwt_encoded``,
-``jwt_decoded``."""
+"""The blinker events: those of CONTRACT §4 (``jwt_created``, ``jwt_encoded``,
+``jwt_decoded``) and the audit ones (``login_failed``, ``token_refreshed``,
+``logged_out``, ``refresh_token_reused``)."""
 
 from __future__ import annotations
 
@@ -318,3 +319,117 @@ def test_receiver_for_any_sender_hears_every_app(make_app):
         tokens_for(a.app.test_client())
         tokens_for(b.app.test_client())
     assert [call[0] for call in encoded.calls] == [a.app, b.app]
+
+
+# Audit signals -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "change", "reason"),
+    [
+        ("nobody", "x", {}, "unknown_user"),
+        ("alice", "wrong", {}, "wrong_password"),
+        (
+            "alice",
+            "correct horse battery staple",
+            {"is_active": False},
+            "disabled_user",
+        ),
+        ("alice", "x", {"password_hash": None}, "unusable_hash"),
+        ("alice", "x", {"password_hash": "not-a-hash"}, "unusable_hash"),
+    ],
+)
+def test_login_failed_says_why(env: AppEnv, username, password, change, reason):
+    if change:
+        env.set_user("alice", **change)
+    failed = Recorder()
+    with signals.login_failed.connected_to(failed, sender=env.app):
+        r = login(env.app.test_client(), username, password)
+    assert r.status_code == 401
+    assert failed.calls == [
+        (env.app, {"username": username, "address": "127.0.0.1", "reason": reason})
+    ]
+
+
+def test_login_failed_when_rate_limited(make_app):
+    env = make_app(RATELIMIT_ENABLED=True, JWT_AUTH_FLOOD_USER_LIMIT="1 per minute")
+    env.create_user("alice")
+    failed = Recorder()
+    client = env.app.test_client()
+    with signals.login_failed.connected_to(failed, sender=env.app):
+        assert login(client, password="wrong").status_code == 401
+        assert login(client, password="wrong").status_code == 429
+    assert [kwargs["reason"] for _, kwargs in failed.calls] == [
+        "wrong_password",
+        "too_many_attempts",
+    ]
+
+
+def test_login_failed_not_sent_on_success(env: AppEnv, client):
+    failed = Recorder()
+    with signals.login_failed.connected_to(failed, sender=env.app):
+        tokens_for(client)
+    assert failed.calls == []
+
+
+def test_token_refreshed_after_created_and_encoded(env: AppEnv, client):
+    pair = tokens_for(client)
+    order: list[str] = []
+    created, encoded = Recorder("created", order), Recorder("encoded", order)
+    refreshed = Recorder("refreshed", order)
+    with (
+        signals.jwt_created.connected_to(created, sender=env.app),
+        signals.jwt_encoded.connected_to(encoded, sender=env.app),
+        signals.token_refreshed.connected_to(refreshed, sender=env.app),
+    ):
+        r = refresh(client, pair["refresh_token"])
+    assert r.status_code == 200
+    assert order == ["created", "encoded", "refreshed"]
+    sender, kwargs = refreshed.calls[0]
+    new = r.get_json()["access_token"]
+    assert sender is env.app
+    assert kwargs["user_seen"][1] == "alice"
+    assert kwargs["session_id"] == claims_of(pair["access_token"])["sid"]
+    assert kwargs["payload"] == claims_of(new)
+
+
+def test_token_refreshed_not_sent_when_refused(env: AppEnv, client):
+    refreshed = Recorder()
+    with signals.token_refreshed.connected_to(refreshed, sender=env.app):
+        assert refresh(client, "unknown-token").status_code == 401
+    assert refreshed.calls == []
+
+
+def test_logged_out_once_with_the_revoked_claims(env: AppEnv, client):
+    pair = tokens_for(client)
+    out = Recorder()
+    with signals.logged_out.connected_to(out, sender=env.app):
+        r = client.post(f"{PREFIX}/logout", headers=bearer(pair["access_token"]))
+        assert r.status_code == 204
+        # A second log-out with the revoked token is refused: no second signal.
+        r = client.post(f"{PREFIX}/logout", headers=bearer(pair["access_token"]))
+        assert r.status_code == 401
+    assert len(out.calls) == 1
+    sender, kwargs = out.calls[0]
+    assert sender is env.app
+    assert kwargs["user_seen"][1] == "alice"
+    assert kwargs["payload"] == claims_of(pair["access_token"])
+
+
+def test_refresh_token_reused_is_reported_once(env: AppEnv, client):
+    pair = tokens_for(client)
+    assert refresh(client, pair["refresh_token"]).status_code == 200
+    reused = Recorder()
+    with signals.refresh_token_reused.connected_to(reused, sender=env.app):
+        r = refresh(client, pair["refresh_token"])
+    assert r.status_code == 401
+    assert reused.calls == [
+        (
+            env.app,
+            {
+                "session_id": claims_of(pair["access_token"])["sid"],
+                "identity": 1,
+                "address": "127.0.0.1",
+            },
+        )
+    ]
