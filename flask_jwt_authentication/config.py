@@ -34,6 +34,7 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER": "X-Requested-With",
     "JWT_AUTH_REFRESH_COOKIE_NAME": "jwt_refresh_token",
     "JWT_AUTH_REFRESH_TOKEN_TTL": 1209600,
+    "JWT_AUTH_ROLES_CLAIM": "roles",
     "JWT_AUTH_SECRET_KEY": None,
     "JWT_AUTH_URL_PREFIX": "/jwt-authentication/api/auth",
 }
@@ -66,6 +67,8 @@ class Settings:
     refresh_cookie_name: str = "jwt_refresh_token"
     #: The header a cookie-carried refresh must send (a cross-site form cannot).
     refresh_cookie_csrf_header: str = "X-Requested-With"
+    #: The claim the roles loader fills and ``@jwt_required(roles=...)`` reads.
+    roles_claim: str = "roles"
 
 
 def _whole(
@@ -125,6 +128,17 @@ def _token(config: t.Mapping[str, t.Any], key: str) -> str:
             f"{key} must be a cookie or header name, got {value!r}."
         )
     return value
+
+
+def _roles_claim(config: t.Mapping[str, t.Any]) -> str:
+    from .tokens import RESERVED_CLAIMS
+
+    claim = _text(config, "JWT_AUTH_ROLES_CLAIM", DEFAULTS["JWT_AUTH_ROLES_CLAIM"])
+    if claim in RESERVED_CLAIMS:
+        raise ConfigurationError(
+            f"JWT_AUTH_ROLES_CLAIM may not be the registered claim {claim!r}."
+        )
+    return claim
 
 
 def _audience(config: t.Mapping[str, t.Any]) -> tuple[str, ...]:
@@ -190,4 +204,5 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
         refresh_cookie_csrf_header=_token(
             config, "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER"
         ),
+        roles_claim=_roles_claim(config),
     )

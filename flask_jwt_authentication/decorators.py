@@ -50,7 +50,12 @@ def _bearer_token(authorization: str) -> str | None:
     return token
 
 
-def authenticate(*, optional: bool = False, permission: str | None = None) -> None:
+def authenticate(
+    *,
+    optional: bool = False,
+    permission: str | None = None,
+    roles: t.Collection[str] = (),
+) -> None:
     """Verify the request's bearer token and remember the result for the request.
 
     Checks, in order: the token's signature and claims, its revocation (``jti`` and
@@ -59,6 +64,7 @@ def authenticate(*, optional: bool = False, permission: str | None = None) -> No
 
     :param optional: a request without a bearer token passes, anonymously.
     :param permission: a permission the user must have.
+    :param roles: the token must carry at least one of these roles.
     :raises MissingToken: no bearer token (and not ``optional``).
     :raises InvalidToken: the token is invalid, revoked, rejected or its user gone.
     :raises InsufficientScope: the user lacks ``permission``.
@@ -90,9 +96,24 @@ def authenticate(*, optional: bool = False, permission: str | None = None) -> No
             user, permission
         ):
             raise InsufficientScope(f"The {permission!r} permission is required.")
+        if roles:
+            _check_roles(state.settings.roles_claim, roles)
     except (InvalidToken, InsufficientScope) as e:
         e.with_realm(state.settings.realm)
         raise
+
+
+def _check_roles(claim: str, required: t.Collection[str]) -> None:
+    auth: Authentication | None = g.get(_G_KEY)
+    if auth is None:
+        raise MissingToken("Authentication is required: send a bearer token.")
+    held = auth.claims.get(claim)
+    if not isinstance(held, list) or not any(
+        isinstance(role, str) and role in required for role in held
+    ):
+        raise InsufficientScope(
+            "One of the roles " + ", ".join(sorted(required)) + " is required."
+        )
 
 
 def _send_decoded(claims: dict[str, t.Any], token: str) -> None:
@@ -119,12 +140,20 @@ def jwt_required(fn: F, /) -> F: ...
 
 @t.overload
 def jwt_required(
-    *, optional: bool = False, permission: str | None = None
+    *,
+    optional: bool = False,
+    permission: str | None = None,
+    roles: str | t.Iterable[str] = (),
 ) -> t.Callable[[F], F]: ...
 
 
 def jwt_required(
-    fn: F | None = None, /, *, optional: bool = False, permission: str | None = None
+    fn: F | None = None,
+    /,
+    *,
+    optional: bool = False,
+    permission: str | None = None,
+    roles: str | t.Iterable[str] = (),
 ) -> F | t.Callable[[F], F]:
     """Protect a view: it runs only for a request with a valid access token.
 
@@ -137,24 +166,29 @@ def jwt_required(
     :param permission: a permission the user must have, asked of
         :meth:`JWTAuthentication.permission_checker`; 403 ``insufficient_scope``
         otherwise.
+    :param roles: a role name or several: the token's roles claim (filled by
+        :meth:`JWTAuthentication.roles_loader`) must hold at least one; 403
+        ``insufficient_scope`` otherwise.
 
     Failures answer 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) or 403,
     with a JSON error body.
     """
+
+    required = frozenset([roles] if isinstance(roles, str) else roles)
 
     def decorator(view: F) -> F:
         if inspect.iscoroutinefunction(view):
 
             @functools.wraps(view)
             async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                authenticate(optional=optional, permission=permission)
+                authenticate(optional=optional, permission=permission, roles=required)
                 return await view(*args, **kwargs)
 
             return t.cast(F, async_wrapper)
 
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            authenticate(optional=optional, permission=permission)
+            authenticate(optional=optional, permission=permission, roles=required)
             return view(*args, **kwargs)
 
         return t.cast(F, wrapper)

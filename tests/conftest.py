@@ -171,6 +171,9 @@ def build_app(
         username: Mapped[str] = mapped_column(sa.String(255), unique=True)
         password_hash: Mapped[str | None] = mapped_column(sa.String(255))
         is_active: Mapped[bool] = mapped_column(default=True)
+        #: Comma-separated role names (examples/recipes.py reads them).
+        roles: Mapped[str] = mapped_column(sa.String(255), default="")
+        password_changed_at: Mapped[int | None] = mapped_column(sa.BigInteger())
 
     jwt = JWTAuthentication()
     jwt.dummy_password_hash = generate_password_hash("dummy", method=HASH_METHOD)

@@ -460,3 +460,88 @@ def test_scheme_is_case_insensitive(app_client, pair, scheme):
     )
     assert response.status_code == 200
     assert response.get_json()["username"] == "alice"
+
+
+# roles= -------------------------------------------------------------------------
+
+
+def roles_app(make_app: t.Any, **config: t.Any) -> AppEnv:
+    """An app whose tokens carry the users' roles, with role-gated routes."""
+    env: AppEnv = make_app(**config)
+
+    @env.jwt.roles_loader
+    def roles(user: t.Any) -> list[str]:
+        return [r for r in user.roles.split(",") if r]
+
+    @env.app.get("/api/editors")
+    @jwt_required(roles="editor")
+    def editors() -> dict[str, t.Any]:
+        return {"roles": get_jwt()[env.app.config.get("JWT_AUTH_ROLES_CLAIM", "roles")]}
+
+    @env.app.get("/api/staff")
+    @jwt_required(optional=True, roles=["admin", "editor"])
+    def staff() -> dict[str, bool]:
+        return {"ok": True}
+
+    env.create_user("alice", roles="editor")
+    env.create_user("bob", roles="")
+    return env
+
+
+def test_roles_claim_is_written_at_issuance(make_app):
+    env = roles_app(make_app)
+    client = env.app.test_client()
+    token = tokens_for(client, "alice")["access_token"]
+    r = client.get("/api/editors", headers=bearer(token))
+    assert r.status_code == 200
+    assert r.get_json() == {"roles": ["editor"]}
+
+
+def test_any_of_several_roles_suffices(make_app):
+    env = roles_app(make_app)
+    client = env.app.test_client()
+    token = tokens_for(client, "alice")["access_token"]
+    assert client.get("/api/staff", headers=bearer(token)).status_code == 200
+
+
+def test_missing_role_is_403_insufficient_scope(make_app):
+    env = roles_app(make_app)
+    client = env.app.test_client()
+    token = tokens_for(client, "bob")["access_token"]
+    r = client.get("/api/editors", headers=bearer(token))
+    assert r.status_code == 403
+    assert r.get_json()["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+
+
+def test_roles_need_a_token_even_when_optional(make_app):
+    env = roles_app(make_app)
+    r = env.app.test_client().get("/api/staff")
+    assert r.status_code == 401
+    assert "error=" not in r.headers["WWW-Authenticate"]
+
+
+def test_without_a_roles_loader_no_roles_claim_and_role_routes_refuse(env, client):
+    @env.app.get("/api/editors")
+    @jwt_required(roles="editor")
+    def editors() -> dict[str, bool]:
+        return {"ok": True}
+
+    token = tokens_for(client)["access_token"]
+    assert "roles" not in claims_of(token)
+    assert client.get("/api/editors", headers=bearer(token)).status_code == 403
+
+
+def test_roles_claim_name_is_configurable(make_app):
+    env = roles_app(make_app, JWT_AUTH_ROLES_CLAIM="groups")
+    client = env.app.test_client()
+    token = tokens_for(client, "alice")["access_token"]
+    assert claims_of(token)["groups"] == ["editor"]
+    assert client.get("/api/editors", headers=bearer(token)).status_code == 200
+
+
+def test_roles_claim_may_not_be_a_registered_claim(make_app):
+    from flask_jwt_authentication.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="JWT_AUTH_ROLES_CLAIM"):
+        make_app(JWT_AUTH_ROLES_CLAIM="sub")
