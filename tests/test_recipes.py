@@ -1,0 +1,138 @@
+"""The recipes of docs/events.rst, imported from examples/recipes.py and run on a
+real request path."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import time
+import typing as t
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import PREFIX
+from conftest import AppEnv
+from conftest import bearer
+from conftest import login
+from conftest import tokens_for
+
+from flask_jwt_authentication import jwt_required
+from flask_jwt_authentication import signals
+
+RECIPES = Path(__file__).parent.parent / "examples" / "recipes.py"
+
+
+@pytest.fixture(scope="module")
+def recipes() -> t.Iterator[ModuleType]:
+    name = "flask_jwt_authentication_example_recipes"
+    spec = importlib.util.spec_from_file_location(name, RECIPES)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[name]
+
+
+def test_roles_in_the_token_gate_a_route(make_app: t.Any, recipes: ModuleType) -> None:
+    env: AppEnv = make_app()
+    env.jwt.roles_loader(recipes.roles_of)
+
+    @env.app.get("/api/reports")
+    @jwt_required(roles="admin")
+    def reports() -> dict[str, bool]:
+        return {"ok": True}
+
+    env.create_user("alice", roles="admin, editor")
+    env.create_user("bob", roles="editor")
+    client = env.app.test_client()
+    alice = tokens_for(client, "alice")["access_token"]
+    bob = tokens_for(client, "bob")["access_token"]
+    assert client.get("/api/reports", headers=bearer(alice)).status_code == 200
+    r = client.get("/api/reports", headers=bearer(bob))
+    assert r.status_code == 403
+    assert r.get_json()["error"] == "insufficient_scope"
+    assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+
+
+def test_audit_log_of_issued_tokens(
+    env: AppEnv, recipes: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    signals.jwt_encoded.connect(recipes.log_issued_token, env.app)
+    try:
+        with caplog.at_level(logging.INFO, logger="audit"):
+            pair = tokens_for(env.app.test_client())
+    finally:
+        signals.jwt_encoded.disconnect(recipes.log_issued_token, env.app)
+    lines = [r.getMessage() for r in caplog.records if r.name == "audit"]
+    assert len(lines) == 1
+    assert "sub=1" in lines[0]
+    assert pair["access_token"] not in caplog.text
+    assert pair["access_token"].split(".")[2] not in caplog.text
+
+
+def test_token_bound_to_the_client(env: AppEnv, recipes: ModuleType) -> None:
+    signals.jwt_created.connect(recipes.bind_to_client, env.app)
+    signals.jwt_decoded.connect(recipes.check_client_binding, env.app)
+    try:
+        client = env.app.test_client()
+        here = {"REMOTE_ADDR": "192.0.2.10"}
+        device = {"X-Device-Id": "phone-1"}
+        r = client.post(
+            f"{PREFIX}/tokens",
+            json={"username": "alice", "password": "correct horse battery staple"},
+            environ_base=here,
+            headers=device,
+        )
+        token = r.get_json()["access_token"]
+        same = client.get("/api/me", headers=bearer(token) | device, environ_base=here)
+        assert same.status_code == 200
+        elsewhere = client.get(
+            "/api/me",
+            headers=bearer(token) | device,
+            environ_base={"REMOTE_ADDR": "198.51.100.7"},
+        )
+        other_device = client.get(
+            "/api/me",
+            headers=bearer(token) | {"X-Device-Id": "laptop"},
+            environ_base=here,
+        )
+        for refused in (elsewhere, other_device):
+            assert refused.status_code == 401
+            assert refused.get_json() == {
+                "error": "invalid_token",
+                "error_description": "The token was issued to another client.",
+            }
+    finally:
+        signals.jwt_created.disconnect(recipes.bind_to_client, env.app)
+        signals.jwt_decoded.disconnect(recipes.check_client_binding, env.app)
+
+
+def test_tokens_older_than_the_password_are_refused(
+    env: AppEnv, recipes: ModuleType
+) -> None:
+    def load_user(uid: t.Any) -> t.Any:
+        return env.db.session.get(env.User, uid)
+
+    receiver = recipes.reject_tokens_older_than_password(load_user)
+    signals.jwt_decoded.connect(receiver, env.app, weak=False)
+    try:
+        client = env.app.test_client()
+        old = tokens_for(client)["access_token"]
+        assert client.get("/api/me", headers=bearer(old)).status_code == 200
+        env.set_user("alice", password_changed_at=int(time.time()) + 1)
+        r = client.get("/api/me", headers=bearer(old))
+        assert r.status_code == 401
+        assert r.get_json()["error_description"] == (
+            "The password has changed since; log in again."
+        )
+        env.set_user("alice", password_changed_at=int(time.time()) - 10)
+        assert login(client).status_code == 200
+        assert client.get("/api/me", headers=bearer(old)).status_code == 200
+    finally:
+        signals.jwt_decoded.disconnect(receiver, env.app)
