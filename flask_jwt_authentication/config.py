@@ -33,9 +33,11 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_REFRESH_COOKIE": False,
     "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER": "X-Requested-With",
     "JWT_AUTH_REFRESH_COOKIE_NAME": "jwt_refresh_token",
+    "JWT_AUTH_REFRESH_GRACE_PERIOD": 0,
     "JWT_AUTH_REFRESH_TOKEN_TTL": 1209600,
     "JWT_AUTH_ROLES_CLAIM": "roles",
     "JWT_AUTH_SECRET_KEY": None,
+    "JWT_AUTH_SESSION_MAX_AGE": None,
     "JWT_AUTH_URL_PREFIX": "/jwt-authentication/api/auth",
 }
 
@@ -69,6 +71,19 @@ class Settings:
     refresh_cookie_csrf_header: str = "X-Requested-With"
     #: The claim the roles loader fills and ``@jwt_required(roles=...)`` reads.
     roles_claim: str = "roles"
+    #: A login session's absolute lifetime in seconds; ``None``: no limit.
+    session_max_age: int | None = None
+    #: Seconds during which the immediately previous refresh token may be
+    #: presented again without ending the session; 0: never.
+    refresh_grace_period: int = 0
+
+    def refresh_expiry(self, now: int, session_started: int) -> int:
+        """When a refresh token issued at ``now`` expires: after the idle lifetime,
+        and never after the session's absolute lifetime."""
+        expires = now + self.refresh_token_ttl
+        if self.session_max_age is not None:
+            expires = min(expires, session_started + self.session_max_age)
+        return expires
 
 
 def _whole(
@@ -205,4 +220,10 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
             config, "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER"
         ),
         roles_claim=_roles_claim(config),
+        session_max_age=(
+            None
+            if config.get("JWT_AUTH_SESSION_MAX_AGE") is None
+            else _whole(config, "JWT_AUTH_SESSION_MAX_AGE", minimum=1)
+        ),
+        refresh_grace_period=_whole(config, "JWT_AUTH_REFRESH_GRACE_PERIOD", minimum=0),
     )

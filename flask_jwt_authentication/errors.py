@@ -15,6 +15,7 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as _MethodNotAllowed
+from werkzeug.exceptions import NotFound as _NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.exceptions import TooManyRequests as _TooManyRequests
@@ -96,6 +97,12 @@ class PayloadTooLarge(JWTAuthError, RequestEntityTooLarge):
     """413: the body is larger than ``JWT_AUTH_MAX_BODY_SIZE``."""
 
     error = "invalid_request"
+
+
+class NotFound(JWTAuthError, _NotFound):
+    """404: no such session of the caller."""
+
+    error = "not_found"
 
 
 class MethodNotAllowed(JWTAuthError, _MethodNotAllowed):

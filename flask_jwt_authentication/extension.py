@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import time
 import typing as t
+import uuid
 
 from flask import Flask
 from flask import current_app
@@ -17,6 +20,7 @@ from .models import build_tables
 from .passwords import DummyHash
 from .passwords import PasswordVerifier
 from .passwords import werkzeug_verifier
+from .store import SessionInfo
 from .store import Store
 
 if t.TYPE_CHECKING:
@@ -295,6 +299,58 @@ class JWTAuthentication:
     def has_permission(self, user: t.Any, permission: str) -> bool:
         """Ask the permission checker whether ``user`` has ``permission``."""
         return bool(self._permission_checker(user, permission))
+
+    # Sessions, for the application and its administrators --------------------------
+
+    def _user_key(self, user: t.Any) -> str:
+        return json.dumps(self._user_identity(user))
+
+    def sessions(self, user: t.Any) -> list[SessionInfo]:
+        """The live login sessions of ``user``, most recently used first.
+
+        Call it inside an application context; no permission is checked, so use it
+        for the user itself or from an administrator's view.
+        """
+        store = get_state().store
+        with store.unavailable_on_error():
+            return store.user_sessions(self._user_key(user), now=int(time.time()))
+
+    def revoke_session(
+        self, session_id: str | uuid.UUID, *, user: t.Any = None
+    ) -> bool:
+        """End one login session: its refresh tokens and access tokens stop working
+        on their next use.
+
+        :param session_id: the session's id (the ``sid`` claim).
+        :param user: end it only if it belongs to this user.
+        :returns: whether a live session was ended.
+        """
+        store = get_state().store
+        key = None if user is None else self._user_key(user)
+        with store.unavailable_on_error():
+            done = store.revoke_session(
+                uuid.UUID(str(session_id)),
+                now=int(time.time()),
+                reason="revoked",
+                user_key=key,
+            )
+            store.commit()
+        return done
+
+    def revoke_sessions(self, user: t.Any) -> int:
+        """End every login session of ``user`` ("log out everywhere").
+
+        Call it when disabling a user, changing its password, or on suspicion.
+
+        :returns: how many sessions were ended.
+        """
+        store = get_state().store
+        with store.unavailable_on_error():
+            count = store.revoke_user_sessions(
+                self._user_key(user), now=int(time.time()), reason="revoked"
+            )
+            store.commit()
+        return count
 
 
 def get_state(app: Flask | None = None) -> AppState:

@@ -71,6 +71,9 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("issued_at", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
         sa.Column("consumed_at", sa.BigInteger(), nullable=True),
+        # The token this one replaced: the grace window lets only the immediate
+        # predecessor of a live token be presented again.
+        sa.Column("parent_hash", sa.String(64), nullable=True, index=True),
     )
     revoked_tokens = sa.Table(
         REVOKED_TOKENS,

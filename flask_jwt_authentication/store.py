@@ -55,14 +55,39 @@ def new_refresh_token() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class RefreshRecord:
-    """What the store knows of a presented refresh token."""
+    """What the store knows of a presented refresh token and its session."""
 
     token_hash: str
     session_id: uuid.UUID
     user_key: str
     expires_at: int
-    consumed: bool
+    consumed_at: int | None
+    session_created_at: int
     session_revoked: bool
+
+    @property
+    def consumed(self) -> bool:
+        """Whether the token was used already."""
+        return self.consumed_at is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionInfo:
+    """A login session as its owner or an administrator sees it.
+
+    Times are seconds since the epoch.
+    """
+
+    id: str
+    created_at: int
+    last_used_at: int
+    expires_at: int
+    client_ip: str | None
+    user_agent: str | None
+
+    def to_dict(self) -> dict[str, t.Any]:
+        """The JSON form, as the sessions endpoint returns it."""
+        return dataclasses.asdict(self)
 
 
 class Store:
@@ -143,12 +168,13 @@ class Store:
         user_key: str,
         *,
         now: int,
-        refresh_ttl: int,
+        expires_at: int,
         client_ip: str | None,
         user_agent: str | None,
     ) -> tuple[uuid.UUID, str]:
         """Insert a login session and its first refresh token.
 
+        :param expires_at: when the first refresh token expires.
         :returns: the session id and the refresh token (the only time it exists in
             plain text).
         """
@@ -159,15 +185,19 @@ class Store:
                 user_id=user_key,
                 created_at=now,
                 last_used_at=now,
-                expires_at=now + refresh_ttl,
+                expires_at=expires_at,
                 client_ip=(client_ip or None) and client_ip[:45],
                 user_agent=(user_agent or None) and user_agent[:255],
             )
         )
-        return session_id, self._insert_refresh_token(session_id, now, refresh_ttl)
+        return session_id, self._insert_refresh_token(session_id, now, expires_at)
 
     def _insert_refresh_token(
-        self, session_id: uuid.UUID, now: int, refresh_ttl: int
+        self,
+        session_id: uuid.UUID,
+        now: int,
+        expires_at: int,
+        parent_hash: str | None = None,
     ) -> str:
         token = new_refresh_token()
         self.db.session.execute(
@@ -175,7 +205,8 @@ class Store:
                 token_hash=hash_refresh_token(token),
                 session_id=session_id,
                 issued_at=now,
-                expires_at=now + refresh_ttl,
+                expires_at=expires_at,
+                parent_hash=parent_hash,
             )
         )
         return token
@@ -190,6 +221,7 @@ class Store:
                 rt.c.expires_at,
                 rt.c.consumed_at,
                 sessions.c.user_id,
+                sessions.c.created_at,
                 sessions.c.revoked_at,
             )
             .join(sessions, sessions.c.id == rt.c.session_id)
@@ -202,22 +234,22 @@ class Store:
             session_id=row.session_id,
             user_key=row.user_id,
             expires_at=row.expires_at,
-            consumed=row.consumed_at is not None,
+            consumed_at=row.consumed_at,
+            session_created_at=row.created_at,
             session_revoked=row.revoked_at is not None,
         )
 
-    def rotate(
-        self, record: RefreshRecord, *, now: int, refresh_ttl: int
-    ) -> str | None:
+    def rotate(self, record: RefreshRecord, *, now: int, expires_at: int) -> str | None:
         """Consume ``record`` and issue the next refresh token of its session.
 
         The consumption is a conditional update checked by its row count, so of two
         concurrent rotations of one token exactly one succeeds on every engine.
 
+        :param expires_at: when the new refresh token expires.
         :returns: the new refresh token, or ``None`` if the token was consumed
             meanwhile (the caller treats that as reuse).
         """
-        rt, sessions = self.tables.refresh_tokens, self.tables.sessions
+        rt = self.tables.refresh_tokens
         result = self.db.session.execute(
             sa.update(rt)
             .where(rt.c.token_hash == record.token_hash, rt.c.consumed_at.is_(None))
@@ -227,21 +259,111 @@ class Store:
             return None
         # The session row is locked before the new token's foreign key refers to
         # it, so a concurrent revocation waits instead of deadlocking (InnoDB).
+        self._touch_session(record.session_id, now, expires_at)
+        return self._insert_refresh_token(
+            record.session_id, now, expires_at, parent_hash=record.token_hash
+        )
+
+    def _touch_session(self, session_id: uuid.UUID, now: int, expires_at: int) -> None:
+        sessions = self.tables.sessions
+        # The session lives as long as its longest-lived refresh token.
         self.db.session.execute(
             sa.update(sessions)
-            .where(sessions.c.id == record.session_id)
-            .values(last_used_at=now, expires_at=now + refresh_ttl)
+            .where(sessions.c.id == session_id)
+            .values(
+                last_used_at=now,
+                expires_at=sa.func.greatest(sessions.c.expires_at, expires_at)
+                if self.db.engine.dialect.name != "sqlite"
+                else sa.func.max(sessions.c.expires_at, expires_at),
+            )
         )
-        return self._insert_refresh_token(record.session_id, now, refresh_ttl)
 
-    def revoke_session(self, session_id: uuid.UUID, *, now: int, reason: str) -> None:
-        """Revoke a login session: its refresh and access tokens stop working."""
+    def successor_is_live(self, record: RefreshRecord) -> bool:
+        """Whether a token that replaced ``record`` is still unused: then ``record``
+        is the immediate predecessor of the session's current token."""
+        rt = self.tables.refresh_tokens
+        row = self.db.session.execute(
+            sa.select(rt.c.token_hash)
+            .where(rt.c.parent_hash == record.token_hash, rt.c.consumed_at.is_(None))
+            .limit(1)
+        ).first()
+        return row is not None
+
+    def branch(self, record: RefreshRecord, *, now: int, expires_at: int) -> str:
+        """Issue another successor of the consumed ``record`` (the grace window),
+        leaving its first successor valid too."""
+        self._touch_session(record.session_id, now, expires_at)
+        return self._insert_refresh_token(
+            record.session_id, now, expires_at, parent_hash=record.token_hash
+        )
+
+    def revoke_session(
+        self,
+        session_id: uuid.UUID,
+        *,
+        now: int,
+        reason: str,
+        user_key: str | None = None,
+    ) -> bool:
+        """Revoke a login session: its refresh and access tokens stop working.
+
+        :param user_key: revoke it only if it belongs to this user.
+        :returns: whether a live session was revoked.
+        """
         sessions = self.tables.sessions
-        self.db.session.execute(
+        statement = (
             sa.update(sessions)
             .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
             .values(revoked_at=now, revoke_reason=reason)
         )
+        if user_key is not None:
+            statement = statement.where(sessions.c.user_id == user_key)
+        result = self.db.session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def revoke_user_sessions(self, user_key: str, *, now: int, reason: str) -> int:
+        """Revoke every live session of a user ("log out everywhere").
+
+        :returns: how many sessions were revoked.
+        """
+        sessions = self.tables.sessions
+        result = self.db.session.execute(
+            sa.update(sessions)
+            .where(sessions.c.user_id == user_key, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def user_sessions(self, user_key: str, *, now: int) -> list[SessionInfo]:
+        """The live sessions of a user, most recently used first."""
+        s = self.tables.sessions
+        rows = self.db.session.execute(
+            sa.select(
+                s.c.id,
+                s.c.created_at,
+                s.c.last_used_at,
+                s.c.expires_at,
+                s.c.client_ip,
+                s.c.user_agent,
+            )
+            .where(
+                s.c.user_id == user_key,
+                s.c.revoked_at.is_(None),
+                s.c.expires_at > now,
+            )
+            .order_by(s.c.last_used_at.desc(), s.c.created_at.desc())
+        )
+        return [
+            SessionInfo(
+                id=str(row.id),
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                expires_at=row.expires_at,
+                client_ip=row.client_ip,
+                user_agent=row.user_agent,
+            )
+            for row in rows
+        ]
 
     def revoke_access_token(self, jti: str, *, expires_at: int, now: int) -> None:
         """Record a revoked ``jti`` until the token's own expiry."""
@@ -276,8 +398,18 @@ class Store:
         """
         sessions, rt = self.tables.sessions, self.tables.refresh_tokens
         revoked = self.tables.revoked_tokens
-        expired_sessions = sa.select(sessions.c.id).where(sessions.c.expires_at <= now)
-        expired_jtis = sa.select(revoked.c.jti).where(revoked.c.expires_at <= now)
+        # Ordered, so that two cleanups at once take their rows in the same order
+        # and wait for each other instead of deadlocking.
+        expired_sessions = (
+            sa.select(sessions.c.id)
+            .where(sessions.c.expires_at <= now)
+            .order_by(sessions.c.id)
+        )
+        expired_jtis = (
+            sa.select(revoked.c.jti)
+            .where(revoked.c.expires_at <= now)
+            .order_by(revoked.c.jti)
+        )
         counts = {"sessions": 0, "refresh_tokens": 0, "revoked_tokens": 0}
         if dry_run:
             execute = self.db.session.execute

@@ -26,6 +26,7 @@ from .errors import InsufficientScope
 from .errors import InvalidGrant
 from .errors import InvalidRequest
 from .errors import MethodNotAllowed
+from .errors import NotFound
 from .errors import PayloadTooLarge
 from .errors import TemporarilyUnavailable
 from .errors import TooManyRequests
@@ -130,7 +131,12 @@ def _role_list(roles: t.Iterable[str]) -> list[str]:
 
 
 def _issue(
-    state: AppState, user: t.Any, session_id: str, refresh_token: str, now: int
+    state: AppState,
+    user: t.Any,
+    session_id: str,
+    refresh_token: str,
+    now: int,
+    refresh_expires_at: int,
 ) -> tuple[Response, dict[str, t.Any]]:
     """Sign the access token of a new pair, commit, and answer with the pair.
 
@@ -160,7 +166,7 @@ def _issue(
         "token_type": "Bearer",
         "expires_in": settings.access_token_ttl,
         "refresh_token": refresh_token,
-        "refresh_expires_in": settings.refresh_token_ttl,
+        "refresh_expires_in": refresh_expires_at - now,
     }
     if not settings.refresh_cookie:
         return _no_store(jsonify(body)), claims
@@ -171,7 +177,7 @@ def _issue(
     response.set_cookie(
         settings.refresh_cookie_name,
         refresh_token,
-        max_age=settings.refresh_token_ttl,
+        max_age=refresh_expires_at - now,
         path=f"{settings.url_prefix}/refresh",
         secure=True,
         httponly=True,
@@ -272,15 +278,18 @@ def login() -> Response:
     if not ext.has_permission(user, ACCESS_PERMISSION):
         raise AccessDenied("You may not obtain tokens.")
     now = int(time.time())
+    expires_at = state.settings.refresh_expiry(now, now)
     with store.unavailable_on_error():
         session_id, refresh_token = store.start_session(
             _user_key(state, user),
             now=now,
-            refresh_ttl=state.settings.refresh_token_ttl,
+            expires_at=expires_at,
             client_ip=request.remote_addr,
             user_agent=request.user_agent.string,
         )
-        response, _ = _issue(state, user, str(session_id), refresh_token, now)
+        response, _ = _issue(
+            state, user, str(session_id), refresh_token, now, expires_at
+        )
     return response
 
 
@@ -314,28 +323,40 @@ def _refresh(state: AppState, presented: str) -> Response:
         record = store.find_refresh_token(presented)
         if record is None:
             raise InvalidGrant("The refresh token is unknown.")
-        if record.consumed:
-            _reused(state, record, now)
         if record.session_revoked:
             raise InvalidGrant("The refresh token's session has been revoked.")
+        # A consumed token presented again is evidence of theft, expired or not.
+        if record.consumed and not _within_grace(state, record, now):
+            _reused(state, record, now)
         if now >= record.expires_at:
             raise InvalidGrant("The refresh token has expired.")
         user = state.extension._user_loader(json.loads(record.user_key))
         if user is None or not is_active(user):
-            _end_session(state, record, now, "user disabled")
+            # Disabling a user ends every session of it, not just this one.
+            store.revoke_user_sessions(record.user_key, now=now, reason="user disabled")
+            store.commit()
             raise InvalidGrant("The refresh token's user is unknown or disabled.")
         if not state.extension.has_permission(user, ACCESS_PERMISSION):
             store.rollback()
             raise AccessDenied("You may not refresh tokens.")
-        new_token = store.rotate(
-            record, now=now, refresh_ttl=settings.refresh_token_ttl
-        )
-        if new_token is None:
-            # Another request consumed it first: this is a second use.
-            store.rollback()
-            _reused(state, record, now)
+        expires_at = settings.refresh_expiry(now, record.session_created_at)
+        if expires_at <= now:
+            raise InvalidGrant("The login session has reached its maximum lifetime.")
+        if record.consumed:
+            new_token = store.branch(record, now=now, expires_at=expires_at)
+        else:
+            rotated = store.rotate(record, now=now, expires_at=expires_at)
+            if rotated is None:
+                # Another request consumed it first: a second use, forgiven only
+                # within the grace window.
+                store.rollback()
+                again = store.find_refresh_token(presented)
+                if again is None or not _within_grace(state, again, now):
+                    _reused(state, record, now)
+                rotated = store.branch(again, now=now, expires_at=expires_at)
+            new_token = rotated
         session_id = str(record.session_id)
-        response, claims = _issue(state, user, session_id, new_token, now)
+        response, claims = _issue(state, user, session_id, new_token, now, expires_at)
     signals.token_refreshed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user=user,
@@ -348,6 +369,19 @@ def _refresh(state: AppState, presented: str) -> Response:
 def _end_session(state: AppState, record: RefreshRecord, now: int, reason: str) -> None:
     state.store.revoke_session(record.session_id, now=now, reason=reason)
     state.store.commit()
+
+
+def _within_grace(state: AppState, record: RefreshRecord, now: int) -> bool:
+    """Whether a consumed token may be presented again: within the grace period
+    after its use, and only while its successor is unused (so it is the
+    immediately previous token, not an older one)."""
+    grace = state.settings.refresh_grace_period
+    return (
+        grace > 0
+        and record.consumed_at is not None
+        and now - record.consumed_at <= grace
+        and state.store.successor_is_live(record)
+    )
 
 
 def _reused(state: AppState, record: RefreshRecord, now: int) -> t.NoReturn:
@@ -407,6 +441,63 @@ def logout() -> Response:
     return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
 
 
+def _session_owner() -> tuple[AppState, t.Any, dict[str, t.Any]]:
+    """Authenticate a sessions request; the caller needs the log-out permission."""
+    authenticate()
+    state = get_state()
+    auth = current_authentication()
+    assert auth is not None
+    if not state.extension.has_permission(auth.user, USE_PERMISSION):
+        raise InsufficientScope("You may not manage sessions.").with_realm(
+            state.settings.realm
+        )
+    return state, auth.user, auth.claims
+
+
+def list_sessions() -> Response:
+    """``GET {prefix}/sessions``: the caller's live login sessions."""
+    state, user, claims = _session_owner()
+    with state.store.unavailable_on_error():
+        sessions = state.store.user_sessions(
+            _user_key(state, user), now=int(time.time())
+        )
+    body = [dict(s.to_dict(), current=s.id == claims["sid"]) for s in sessions]
+    return _no_store(jsonify({"sessions": body}))
+
+
+def revoke_all_sessions() -> Response:
+    """``DELETE {prefix}/sessions``: log out everywhere."""
+    state, user, _ = _session_owner()
+    store = state.store
+    with store.unavailable_on_error():
+        store.revoke_user_sessions(
+            _user_key(state, user), now=int(time.time()), reason="logout everywhere"
+        )
+        store.commit()
+    return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
+
+
+def revoke_one_session(session_id: str) -> Response:
+    """``DELETE {prefix}/sessions/<id>``: end one of the caller's sessions."""
+    state, user, _ = _session_owner()
+    try:
+        parsed = uuid.UUID(session_id)
+    except ValueError:
+        raise NotFound("No such session.") from None
+    store = state.store
+    with store.unavailable_on_error():
+        revoked = store.revoke_session(
+            parsed,
+            now=int(time.time()),
+            reason="revoked by owner",
+            user_key=_user_key(state, user),
+        )
+        store.commit()
+    if not revoked:
+        raise NotFound("No such session.")
+    return _no_store(Response(status=204))
+
+
 def jwks() -> Response:
     """``GET /.well-known/jwks.json``: the public keys that verify our tokens."""
     response = jsonify(get_state().keyset.jwks())
@@ -430,8 +521,8 @@ def _server_error(error: InternalServerError) -> Response:
 
 
 def _dispatch(
-    handlers: dict[str, t.Callable[[], Response]],
-) -> t.Callable[[], Response]:
+    handlers: dict[str, t.Callable[..., Response]],
+) -> t.Callable[..., Response]:
     """One view per path that answers every method.
 
     The rule accepts any method, so a wrong one reaches this view and gets the
@@ -440,10 +531,10 @@ def _dispatch(
     """
     allowed = sorted({*handlers, "OPTIONS"})
 
-    def view() -> Response:
+    def view(**kwargs: t.Any) -> Response:
         handler = handlers.get(request.method)
         if handler is not None:
-            return handler()
+            return handler(**kwargs)
         if request.method == "OPTIONS":
             return Response(status=200, headers={"Allow": ", ".join(allowed)})
         raise MethodNotAllowed(handlers)
@@ -455,10 +546,15 @@ def make_blueprint(settings: Settings) -> Blueprint:
     """The blueprint of the endpoints, under ``settings.url_prefix``."""
     bp = Blueprint("jwt_authentication", __name__)
     prefix = settings.url_prefix
-    routes: dict[str, tuple[str, dict[str, t.Callable[[], Response]]]] = {
+    routes: dict[str, tuple[str, dict[str, t.Callable[..., Response]]]] = {
         f"{prefix}/tokens": ("tokens", {"POST": login}),
         f"{prefix}/refresh": ("refresh", {"POST": refresh}),
         f"{prefix}/logout": ("logout", {"POST": logout}),
+        f"{prefix}/sessions": (
+            "sessions",
+            {"GET": list_sessions, "DELETE": revoke_all_sessions},
+        ),
+        f"{prefix}/sessions/<session_id>": ("session", {"DELETE": revoke_one_session}),
         "/.well-known/jwks.json": ("jwks", {"GET": jwks, "HEAD": jwks}),
     }
 
