@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import time
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .errors import ConfigurationError
 from .errors import TemporarilyUnavailable
 from .extension import EXTENSION_KEY
 from .extension import AppState
+from .keys import ALGORITHMS
+from .keystore import NEXT
+from .keystore import RETIRING
+from .keystore import KeyStore
 
 jwt_cli = AppGroup("jwt", help="Manage JWT authentication: tokens, sessions, keys.")
 
@@ -71,3 +78,122 @@ def cleanup(time_limit: float, batch_size: int, dry_run: bool) -> None:
     )
     if not dry_run and time.monotonic() >= deadline:
         click.echo("Stopped at the time limit; run again to continue.")
+
+
+keys_cli = AppGroup("keys", help="Generate, list, rotate and retire signing keys.")
+jwt_cli.add_command(keys_cli)
+
+
+def _keystore() -> tuple[AppState, KeyStore]:
+    state = _state()
+    return state, state.keys.store
+
+
+def _when(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
+
+
+@keys_cli.command("generate")
+@click.option(
+    "--algorithm",
+    type=click.Choice(list(ALGORITHMS)),
+    help="The key's algorithm; by default JWT_AUTH_ALGORITHM.",
+)
+@click.option(
+    "--current",
+    "make_current",
+    is_flag=True,
+    help="Sign with it at once, instead of publishing it as the next key.",
+)
+def generate_key(algorithm: str | None, make_current: bool) -> None:
+    """Generate a signing key and store it, encrypted, as the next key.
+
+    Its private part is never shown. Publish it for a while (the JWKS lists next
+    keys) before `flask jwt keys rotate` makes it sign.
+    """
+    state, store = _keystore()
+    algorithm = algorithm or state.settings.algorithm
+    try:
+        key = store.generate(algorithm, state=NEXT)
+        if make_current:
+            store.rotate(algorithm, retire_after=_retire_after(state), kid=key.kid)
+    except ConfigurationError as e:
+        raise click.ClickException(str(e)) from None
+    state.keys.invalidate()
+    role = "current" if make_current else "next"
+    click.echo(f"Generated {algorithm} key {key.kid} ({role}).")
+    if algorithm != state.settings.algorithm:
+        click.echo(
+            f"It is used only while JWT_AUTH_ALGORITHM is {algorithm};"
+            f" it is {state.settings.algorithm} now."
+        )
+
+
+def _retire_after(state: AppState) -> int:
+    # Tokens the old key signed live at most the access TTL (plus the leeway).
+    return int(time.time()) + state.settings.access_token_ttl + state.settings.leeway
+
+
+@keys_cli.command("list")
+def list_keys() -> None:
+    """List the stored keys: kid, algorithm, state, dates. Never the private part."""
+    state, store = _keystore()
+    rows = store.all_keys()
+    configured = state.keys.configured
+    if configured is not None:
+        click.echo(
+            f"{configured.current.kid}  {configured.current.algorithm}  configured"
+        )
+    if not rows and configured is None:
+        click.echo("No keys.")
+    for row in rows:
+        line = (
+            f"{row.kid}  {row.algorithm}  {row.state}  created {_when(row.created_at)}"
+        )
+        if row.state == RETIRING:
+            line += f"  verifies until {_when(row.retire_after)}"
+        click.echo(line)
+
+
+@keys_cli.command("rotate")
+def rotate_keys() -> None:
+    """Make the next key current (generating one if there is none); the current key
+    keeps verifying until the tokens it signed have expired."""
+    state, store = _keystore()
+    try:
+        current, previous = store.rotate(
+            state.settings.algorithm, retire_after=_retire_after(state)
+        )
+    except ConfigurationError as e:
+        raise click.ClickException(str(e)) from None
+    state.keys.invalidate()
+    click.echo(f"Key {current} now signs.")
+    if previous is not None:
+        click.echo(f"Key {previous} verifies until {_when(_retire_after(state))}.")
+    click.echo(
+        f"Every worker follows within {state.settings.keys_refresh_interval} s."
+    )
+
+
+@keys_cli.command("retire")
+@click.argument("kid")
+def retire_key(kid: str) -> None:
+    """Stop verifying with a next or retiring key at once."""
+    state, store = _keystore()
+    if not store.retire(kid):
+        raise click.ClickException(
+            f"No next or retiring key {kid!r}; the current key cannot be retired,"
+            " rotate first."
+        )
+    state.keys.invalidate()
+    click.echo(f"Retired key {kid}.")
+
+
+@keys_cli.command("export-public")
+def export_public() -> None:
+    """Print the public keys as a JWK Set (what /.well-known/jwks.json serves)."""
+    click.echo(json.dumps(_state().keyset.jwks(), indent=2, sort_keys=True))

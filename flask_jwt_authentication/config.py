@@ -24,6 +24,8 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_FLOOD_REFRESH_LIMIT": "100 per hour",
     "JWT_AUTH_FLOOD_USER_LIMIT": "5 per 5 minutes",
     "JWT_AUTH_ISSUER": None,
+    "JWT_AUTH_KEY_ENCRYPTION_KEY": None,
+    "JWT_AUTH_KEYS_REFRESH_INTERVAL": 5,
     "JWT_AUTH_LEEWAY": 0,
     "JWT_AUTH_MAX_BODY_SIZE": 16384,
     "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE": "password_hash",
@@ -73,6 +75,9 @@ class Settings:
     roles_claim: str = "roles"
     #: A login session's absolute lifetime in seconds; ``None``: no limit.
     session_max_age: int | None = None
+    #: Seconds between reloads of the stored keys (rotations reach every worker
+    #: within this time).
+    keys_refresh_interval: int = 5
     #: Seconds during which the immediately previous refresh token may be
     #: presented again without ending the session; 0: never.
     refresh_grace_period: int = 0
@@ -226,4 +231,7 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
             else _whole(config, "JWT_AUTH_SESSION_MAX_AGE", minimum=1)
         ),
         refresh_grace_period=_whole(config, "JWT_AUTH_REFRESH_GRACE_PERIOD", minimum=0),
+        keys_refresh_interval=_whole(
+            config, "JWT_AUTH_KEYS_REFRESH_INTERVAL", minimum=1
+        ),
     )

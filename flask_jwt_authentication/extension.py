@@ -12,7 +12,12 @@ from flask import Flask
 from flask import current_app
 
 from . import config
-from . import keys
+from .errors import ConfigurationError
+from .keys import KeySet
+from .keys import load_keyset
+from .keystore import KeyRing
+from .keystore import KeyStore
+from .keystore import key_encryption
 from .limits import FloodControl
 from .limits import normalize_username
 from .models import Tables
@@ -115,10 +120,15 @@ class AppState:
     extension: JWTAuthentication
     db: SQLAlchemy
     settings: config.Settings
-    keyset: keys.KeySet
+    keys: KeyRing
     tables: Tables
     store: Store
     flood: FloodControl
+
+    @property
+    def keyset(self) -> KeySet:
+        """The key set in force (reloaded from the database when stale)."""
+        return self.keys.keyset()
 
 
 class JWTAuthentication:
@@ -173,13 +183,20 @@ class JWTAuthentication:
                     " call init_app(app, db=db) after db.init_app(app)."
                 )
         settings = config.load_settings(app.config, app.name)
-        keyset = keys.load_keyset(app.config, settings.algorithm)
+        encryption = key_encryption(app.config.get("JWT_AUTH_KEY_ENCRYPTION_KEY"))
+        configured = _configured_keys(app.config, settings.algorithm, encryption)
         tables = build_tables(db.metadata)
+        ring = KeyRing(
+            configured,
+            KeyStore(db, tables.keys, encryption),
+            settings.algorithm,
+            settings.keys_refresh_interval,
+        )
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self,
             db=db,
             settings=settings,
-            keyset=keyset,
+            keys=ring,
             tables=tables,
             store=Store(db, tables),
             flood=FloodControl(app.config),
@@ -351,6 +368,29 @@ class JWTAuthentication:
             )
             store.commit()
         return count
+
+
+def _configured_keys(
+    app_config: t.Mapping[str, t.Any], algorithm: str, encryption: t.Any
+) -> KeySet | None:
+    """The key from configuration; optional when keys can be stored instead."""
+    try:
+        return load_keyset(app_config, algorithm)
+    except ConfigurationError:
+        if encryption is None or _has_key_setting(app_config):
+            raise
+        return None
+
+
+def _has_key_setting(app_config: t.Mapping[str, t.Any]) -> bool:
+    return any(
+        app_config.get(name)
+        for name in (
+            "JWT_AUTH_SECRET_KEY",
+            "JWT_AUTH_PRIVATE_KEY",
+            "JWT_AUTH_PUBLIC_KEY",
+        )
+    )
 
 
 def get_state(app: Flask | None = None) -> AppState:

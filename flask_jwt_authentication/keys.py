@@ -114,15 +114,18 @@ class KeySet:
 
     :param current: the key new tokens are signed with.
     :param retiring: keys that no longer sign but still verify tokens they signed.
+    :param next: keys about to sign: published and verifying already, so a worker
+        that has not yet seen a rotation accepts the tokens of one that has.
     """
 
     current: Key
     retiring: tuple[Key, ...] = ()
+    next: tuple[Key, ...] = ()
     by_kid: t.Mapping[str, Key] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.by_kid:
-            keys = {k.kid: k for k in (self.current, *self.retiring)}
+            keys = {k.kid: k for k in (*self.next, *self.retiring, self.current)}
             object.__setattr__(self, "by_kid", keys)
 
     def candidates(self, kid: object) -> tuple[Key, ...]:
@@ -143,7 +146,7 @@ class KeySet:
         return {
             "keys": [
                 dict(k.public_jwk)
-                for k in (self.current, *self.retiring)
+                for k in (self.current, *self.next, *self.retiring)
                 if k.public_jwk is not None
             ]
         }

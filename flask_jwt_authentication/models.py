@@ -14,6 +14,7 @@ import sqlalchemy as sa
 SESSIONS = "jwt_auth_sessions"
 REFRESH_TOKENS = "jwt_auth_refresh_tokens"
 REVOKED_TOKENS = "jwt_auth_revoked_tokens"
+KEYS = "jwt_auth_keys"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,11 +24,13 @@ class Tables:
     :param sessions: login sessions (token families): one per log-in.
     :param refresh_tokens: refresh tokens, as SHA-256 hashes only.
     :param revoked_tokens: revoked access-token ``jti`` values until they expire.
+    :param keys: signing keys, their private parts encrypted.
     """
 
     sessions: sa.Table
     refresh_tokens: sa.Table
     revoked_tokens: sa.Table
+    keys: sa.Table
 
 
 def build_tables(metadata: sa.MetaData) -> Tables:
@@ -40,6 +43,7 @@ def build_tables(metadata: sa.MetaData) -> Tables:
             metadata.tables[SESSIONS],
             metadata.tables[REFRESH_TOKENS],
             metadata.tables[REVOKED_TOKENS],
+            metadata.tables[KEYS],
         )
     sessions = sa.Table(
         SESSIONS,
@@ -83,4 +87,19 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         # The token's own exp: the row can go once the token would fail anyway.
         sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
     )
-    return Tables(sessions, refresh_tokens, revoked_tokens)
+    keys = sa.Table(
+        KEYS,
+        metadata,
+        sa.Column("kid", sa.String(128), primary_key=True),
+        sa.Column("algorithm", sa.String(16), nullable=False),
+        # next, current, retiring or retired.
+        sa.Column("state", sa.String(16), nullable=False, index=True),
+        # Fernet token of the private key (PEM) or HMAC secret: never in plain text.
+        sa.Column("encrypted_key", sa.Text(), nullable=False),
+        sa.Column("public_jwk", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("activated_at", sa.BigInteger(), nullable=True),
+        # A retiring key stops verifying after this time.
+        sa.Column("retire_after", sa.BigInteger(), nullable=True),
+    )
+    return Tables(sessions, refresh_tokens, revoked_tokens, keys)

@@ -1,0 +1,346 @@
+"""Signing keys stored in the database, encrypted at rest, and rotated without
+downtime.
+
+Each stored key has a state: ``next`` (published, verifies, does not sign yet),
+``current`` (signs), ``retiring`` (verifies until every token it signed has
+expired) and ``retired`` (neither). Every worker keeps the key set in memory and
+reloads it at most every ``JWT_AUTH_KEYS_REFRESH_INTERVAL`` seconds, so a rotation
+made by one process reaches all of them within that time, and a protected request
+queries nothing for its keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+import threading
+import time
+import typing as t
+
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from cryptography.fernet import InvalidToken as FernetInvalidToken
+from cryptography.fernet import MultiFernet
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import StaticPool
+
+from .errors import ConfigurationError
+from .errors import TemporarilyUnavailable
+from .keys import ALGORITHMS
+from .keys import Key
+from .keys import KeySet
+from .keys import asymmetric_key
+from .keys import hmac_key
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+NEXT, CURRENT, RETIRING, RETIRED = "next", "current", "retiring", "retired"
+STATES = (NEXT, CURRENT, RETIRING, RETIRED)
+
+
+def key_encryption(value: t.Any) -> MultiFernet | None:
+    """The key-encryption keys of ``JWT_AUTH_KEY_ENCRYPTION_KEY``.
+
+    One Fernet key, or a list of them: the first encrypts, all decrypt, so the
+    key-encryption key itself can be rotated.
+
+    :raises ConfigurationError: a value is not a Fernet key.
+    """
+    if value is None or value == "" or value == []:
+        return None
+    values = [value] if isinstance(value, (str, bytes)) else list(value)
+    try:
+        return MultiFernet([Fernet(v) for v in values])
+    except (ValueError, TypeError):
+        raise ConfigurationError(
+            "JWT_AUTH_KEY_ENCRYPTION_KEY must be a Fernet key (or a list of them):"
+            ' make one with `python -c "from cryptography.fernet import Fernet;'
+            ' print(Fernet.generate_key().decode())"`.'
+        ) from None
+
+
+def generate_material(algorithm: str) -> bytes:
+    """New private key material for ``algorithm``: a PEM private key, or for HMAC
+    a random secret of twice the hash size."""
+    family, detail = ALGORITHMS[algorithm]
+    private: t.Any
+    if family == "oct":
+        return secrets.token_bytes(2 * int(detail))
+    if family == "RSA":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    elif family == "EC":
+        private = ec.generate_private_key(detail())
+    else:
+        private = ed25519.Ed25519PrivateKey.generate()
+    return t.cast(
+        bytes,
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def key_from_material(algorithm: str, material: bytes) -> Key:
+    """A :class:`~.keys.Key` from stored material (see :func:`generate_material`)."""
+    if ALGORITHMS[algorithm][0] == "oct":
+        return hmac_key(algorithm, material, source="stored key")
+    return asymmetric_key(algorithm, material, source="stored key")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredKey:
+    """A key row as ``flask jwt keys list`` shows it: never the private part."""
+
+    kid: str
+    algorithm: str
+    state: str
+    created_at: int
+    activated_at: int | None
+    retire_after: int | None
+
+
+class KeyStore:
+    """The queries on the keys table.
+
+    :param db: the application's Flask-SQLAlchemy object.
+    :param table: the keys table.
+    :param encryption: the key-encryption keys; without them nothing can be stored.
+    """
+
+    def __init__(
+        self, db: SQLAlchemy, table: sa.Table, encryption: MultiFernet | None
+    ) -> None:
+        self.db = db
+        self.table = table
+        self.encryption = encryption
+
+    def _require_encryption(self) -> MultiFernet:
+        if self.encryption is None:
+            raise ConfigurationError(
+                "Storing keys needs JWT_AUTH_KEY_ENCRYPTION_KEY (a Fernet key)."
+            )
+        return self.encryption
+
+    def generate(self, algorithm: str, *, state: str = NEXT) -> Key:
+        """Generate a key, store it encrypted in ``state`` and return it."""
+        encryption = self._require_encryption()
+        material = generate_material(algorithm)
+        key = key_from_material(algorithm, material)
+        now = int(time.time())
+        self.db.session.execute(
+            sa.insert(self.table).values(
+                kid=key.kid,
+                algorithm=algorithm,
+                state=state,
+                encrypted_key=encryption.encrypt(material).decode("ascii"),
+                public_jwk=json.dumps(key.public_jwk) if key.public_jwk else None,
+                created_at=now,
+                activated_at=now if state == CURRENT else None,
+            )
+        )
+        self.db.session.commit()
+        return key
+
+    def all_keys(self) -> list[StoredKey]:
+        """Every stored key, newest first."""
+        c = self.table.c
+        rows = self.db.session.execute(
+            sa.select(
+                c.kid,
+                c.algorithm,
+                c.state,
+                c.created_at,
+                c.activated_at,
+                c.retire_after,
+            ).order_by(c.created_at.desc(), c.kid)
+        )
+        return [StoredKey(**row._mapping) for row in rows]
+
+    def rotate(
+        self, algorithm: str, *, retire_after: int, kid: str | None = None
+    ) -> tuple[str, str | None]:
+        """Make the oldest ``next`` key (or ``kid``) current, generating one if
+        there is none, and the current key retiring until ``retire_after``.
+
+        :returns: the new current kid and the retiring one (``None`` if there was
+            no current key).
+        """
+        c = self.table.c
+        now = int(time.time())
+        session = self.db.session
+        upcoming = (
+            kid
+            or session.execute(
+                sa.select(c.kid)
+                .where(c.state == NEXT, c.algorithm == algorithm)
+                .order_by(c.created_at, c.kid)
+                .limit(1)
+            ).scalar()
+        )
+        if upcoming is None:
+            upcoming = self.generate(algorithm, state=NEXT).kid
+        previous = (
+            session.execute(
+                sa.select(c.kid).where(c.state == CURRENT, c.algorithm == algorithm)
+            )
+            .scalars()
+            .all()
+        )
+        session.execute(
+            sa.update(self.table)
+            .where(c.state == CURRENT, c.algorithm == algorithm)
+            .values(state=RETIRING, retire_after=retire_after)
+        )
+        session.execute(
+            sa.update(self.table)
+            .where(c.kid == upcoming)
+            .values(state=CURRENT, activated_at=now)
+        )
+        session.commit()
+        return upcoming, (previous[0] if previous else None)
+
+    def retire(self, kid: str) -> bool:
+        """Retire a ``next`` or ``retiring`` key at once; the current key cannot be
+        retired (rotate first).
+
+        :returns: whether the key was retired.
+        """
+        c = self.table.c
+        result = self.db.session.execute(
+            sa.update(self.table)
+            .where(c.kid == kid, c.state.in_([NEXT, RETIRING]))
+            .values(state=RETIRED, retire_after=int(time.time()))
+        )
+        self.db.session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def load(self, algorithm: str, now: float) -> list[tuple[str, str, str]]:
+        """``(kid, state, encrypted_key)`` of the keys that still verify."""
+        c = self.table.c
+        statement = sa.select(c.kid, c.state, c.encrypted_key).where(
+            c.algorithm == algorithm,
+            c.state.in_([NEXT, CURRENT, RETIRING]),
+            sa.or_(c.retire_after.is_(None), c.retire_after > now),
+        )
+        engine = self.db.engine
+        if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
+            rows = self.db.session.execute(statement).all()
+        else:
+            with engine.connect() as connection:
+                rows = connection.execute(statement).all()
+        return [(row.kid, row.state, row.encrypted_key) for row in rows]
+
+
+class KeyRing:
+    """The key set of one application, kept in memory and reloaded from the
+    database at most every ``interval`` seconds.
+
+    :param configured: the key from configuration, or ``None``. It signs while the
+        database has no current key, and verifies after one takes over.
+    :param store: the stored keys.
+    :param algorithm: the configured algorithm; keys of other algorithms are
+        ignored.
+    :param interval: seconds between reloads.
+    """
+
+    def __init__(
+        self,
+        configured: KeySet | None,
+        store: KeyStore,
+        algorithm: str,
+        interval: float,
+    ) -> None:
+        self.configured = configured
+        self.store = store
+        self.algorithm = algorithm
+        self.interval = interval
+        self._keyset = configured
+        self._parsed: dict[str, Key] = {}
+        self._next_load = 0.0
+        self._lock = threading.Lock()
+
+    def keyset(self) -> KeySet:
+        """The current key set, reloaded first if it is older than the interval.
+
+        :raises TemporarilyUnavailable: there is no signing key at all yet.
+        """
+        if time.monotonic() >= self._next_load:
+            self._reload()
+        if self._keyset is None:
+            logger.error(
+                "No signing key: configure one or run `flask jwt keys rotate`."
+            )
+            raise TemporarilyUnavailable("No signing key is available.")
+        return self._keyset
+
+    def invalidate(self) -> None:
+        """Reload on the next use (after a change made by this process)."""
+        self._next_load = 0.0
+
+    def _reload(self) -> None:
+        with self._lock:
+            if time.monotonic() < self._next_load:
+                return
+            try:
+                rows = self.store.load(self.algorithm, time.time())
+            except sa_exc.SQLAlchemyError as e:
+                # Keep verifying with what we have; try again soon.
+                logger.warning("Could not load signing keys (%s).", type(e).__name__)
+                self._next_load = time.monotonic() + min(self.interval, 1.0)
+                return
+            self._keyset = self._build(rows)
+            self._next_load = time.monotonic() + self.interval
+
+    def _key(self, kid: str, encrypted: str) -> Key | None:
+        key = self._parsed.get(kid)
+        if key is None:
+            if self.store.encryption is None:
+                logger.error(
+                    "Stored keys exist but JWT_AUTH_KEY_ENCRYPTION_KEY is unset."
+                )
+                return None
+            try:
+                material = self.store.encryption.decrypt(encrypted.encode("ascii"))
+            except FernetInvalidToken:
+                logger.error(
+                    "Stored key %s cannot be decrypted with the configured"
+                    " JWT_AUTH_KEY_ENCRYPTION_KEY.",
+                    kid,
+                )
+                return None
+            key = key_from_material(self.algorithm, material)
+            self._parsed[kid] = key
+        return key
+
+    def _build(self, rows: list[tuple[str, str, str]]) -> KeySet | None:
+        by_state: dict[str, list[Key]] = {NEXT: [], CURRENT: [], RETIRING: []}
+        for kid, state, encrypted in rows:
+            key = self._key(kid, encrypted)
+            if key is not None:
+                by_state[state].append(key)
+        configured = self.configured.current if self.configured is not None else None
+        retiring = by_state[RETIRING]
+        if by_state[CURRENT]:
+            current = by_state[CURRENT][0]
+            if configured is not None and configured.kid != current.kid:
+                # Tokens signed before stored keys took over keep verifying.
+                retiring.append(configured)
+        elif configured is not None:
+            current = configured
+        else:
+            return None
+        return KeySet(
+            current=current, next=tuple(by_state[NEXT]), retiring=tuple(retiring)
+        )
