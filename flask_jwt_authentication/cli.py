@@ -174,9 +174,7 @@ def rotate_keys() -> None:
     click.echo(f"Key {current} now signs.")
     if previous is not None:
         click.echo(f"Key {previous} verifies until {_when(_retire_after(state))}.")
-    click.echo(
-        f"Every worker follows within {state.settings.keys_refresh_interval} s."
-    )
+    click.echo(f"Every worker follows within {state.settings.keys_refresh_interval} s.")
 
 
 @keys_cli.command("retire")
