@@ -242,14 +242,19 @@ def _fast_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None:
 
 @pytest.fixture
 def make_app(tmp_path: Path) -> t.Iterator[t.Callable[..., AppEnv]]:
-    """``make_app(database_url=None, **config) -> AppEnv``; SQLite by default.
+    """``make_app(database_url=None, **config) -> AppEnv``; SQLite by default, or
+    ``TEST_DATABASE_URL``.
 
     Every app made is torn down (tables dropped, engines disposed) after the test.
     """
     made: list[AppEnv] = []
 
     def factory(database_url: str | None = None, **config: t.Any) -> AppEnv:
-        url = database_url or f"sqlite:///{tmp_path / f'test{len(made)}.db'}"
+        # TEST_DATABASE_URL runs the whole suite on another engine (.ci/run does,
+        # once per engine). It holds one app's tables at a time: a test's further
+        # apps (isolation tests) get SQLite files of their own.
+        shared = os.environ.get("TEST_DATABASE_URL") if not made else None
+        url = database_url or shared or f"sqlite:///{tmp_path / f'test{len(made)}.db'}"
         env = build_app(url, **config)
         made.append(env)
         return env
