@@ -177,7 +177,9 @@ def rotate_keys() -> None:
     click.echo(f"Every worker follows within {state.settings.keys_refresh_interval} s.")
 
 
-@keys_cli.command("retire")
+# A kid is base64url, so it may start with "-": take it as the argument, not as
+# an unknown option.
+@keys_cli.command("retire", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 def retire_key(kid: str) -> None:
     """Stop verifying with a next or retiring key at once."""

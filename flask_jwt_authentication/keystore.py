@@ -58,8 +58,8 @@ def key_encryption(value: t.Any) -> MultiFernet | None:
     """
     if value is None or value == "" or value == []:
         return None
-    values = [value] if isinstance(value, (str, bytes)) else list(value)
     try:
+        values = [value] if isinstance(value, (str, bytes)) else list(value)
         return MultiFernet([Fernet(v) for v in values])
     except (ValueError, TypeError):
         raise ConfigurationError(
