@@ -491,6 +491,7 @@ def revoke_one_session(session_id: str) -> Response:
             now=int(time.time()),
             reason="revoked by owner",
             user_key=_user_key(state, user),
+            only_unexpired=True,
         )
         store.commit()
     if not revoked:
