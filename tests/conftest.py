@@ -195,8 +195,12 @@ def build_app(
         RATELIMIT_ENABLED=False,
         SECRET_KEY="s" * 64,
         SQLALCHEMY_DATABASE_URI=database_url,
+        # SQLite: a busy timeout long enough for a crowded 2-core machine, where
+        # 16 racing writers queue for the one write lock.
         SQLALCHEMY_ENGINE_OPTIONS=(
-            {"pool_pre_ping": True} if not database_url.startswith("sqlite") else {}
+            {"pool_pre_ping": True}
+            if not database_url.startswith("sqlite")
+            else {"connect_args": {"timeout": 30}}
         ),
     )
     app.config.update(config)

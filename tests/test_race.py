@@ -80,7 +80,7 @@ def live_server(
     # (5 + 10 overflow) each burst opens and closes ten connections, which triples
     # the run time on MariaDB and spreads the requests out instead of racing them.
     engine_options = (
-        {}
+        {"connect_args": {"timeout": 30}}  # the writers queue for SQLite's lock
         if database_url.startswith("sqlite")
         else {"pool_pre_ping": True, "pool_size": THREADS + 2}
     )
