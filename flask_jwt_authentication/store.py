@@ -2,8 +2,8 @@
 
 Writes go through the application's ``db.session`` and are committed by the caller
 in one transaction per request, so a failure leaves nothing half-written. The check
-every protected request makes is one indexed Core statement on a pooled connection,
-without an ORM session.
+every protected request makes is one indexed Core statement on the request's
+connection, without an ORM query.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import uuid
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import SingletonThreadPool
-from sqlalchemy.pool import StaticPool
 
 from .errors import TemporarilyUnavailable
 
@@ -145,14 +143,9 @@ class Store:
         :param session_id: the token's ``sid``.
         """
         params = {"jti": jti, "sid": uuid.UUID(session_id)}
-        engine = self.db.engine
-        if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
-            # One shared connection (SQLite in memory): a second Connection on it
-            # would roll back the session's transaction when returned.
-            row = self.db.session.execute(self._status, params).first()
-        else:
-            with engine.connect() as connection:
-                row = connection.execute(self._status, params).first()
+        # The request's own connection, the one the user loader uses next: one
+        # pool checkout per request, and a Core statement, not an ORM query.
+        row = self.db.session.connection().execute(self._status, params).first()
         if row is None:
             return "The login session is unknown or has ended."
         if row.revoked_at is not None:
