@@ -330,6 +330,12 @@ class KeyRing:
             key = self._key(kid, encrypted)
             if key is not None:
                 by_state[state].append(key)
+        # The parse cache holds the keys in use and no others: bounded by the
+        # number of next, current and retiring keys, however often keys rotate.
+        loaded = {kid for kid, _, _ in rows}
+        for kid in list(self._parsed):
+            if kid not in loaded:
+                del self._parsed[kid]
         configured = self.configured.current if self.configured is not None else None
         retiring = by_state[RETIRING]
         if by_state[CURRENT]:
