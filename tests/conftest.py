@@ -239,10 +239,25 @@ def build_app(
             # A server engine: the schema was reset once for the session (see
             # _fresh_server_schemas); an app empties the tables, DDL is slow there.
             db.create_all()
-            with db.engine.begin() as connection:
-                for table in reversed(db.metadata.sorted_tables):
-                    connection.execute(table.delete())
+            _empty_tables(db)
     return AppEnv(app=app, db=db, jwt=jwt, User=User)
+
+
+def _empty_tables(db: SQLAlchemy) -> None:
+    """Empty every table and restart the ids, so alice is user 1 again."""
+    tables = db.metadata.sorted_tables
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(
+                connection.dialect.identifier_preparer.quote(t.name) for t in tables
+            )
+            connection.execute(
+                sa.text(f"TRUNCATE TABLE {names} RESTART IDENTITY CASCADE")
+            )
+            return
+        for table in reversed(tables):
+            connection.execute(table.delete())
+        connection.execute(sa.text("ALTER TABLE users AUTO_INCREMENT = 1"))
 
 
 def _fast_sqlite(dbapi_connection: t.Any, connection_record: t.Any) -> None:
