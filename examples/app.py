@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 import typing as t
 
 import click
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -94,5 +96,19 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         click.echo(message)
 
     with app.app_context():
-        db.create_all()
+        create_tables()
     return app
+
+
+def create_tables(attempts: int = 5) -> None:
+    """``db.create_all()``, safe when several workers (``gunicorn -w 4``) start
+    on an empty database at once: the ones that lose the race to create a table
+    fail, and find the tables there when they try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            db.create_all()
+            return
+        except DBAPIError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2 * attempt)
