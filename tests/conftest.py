@@ -7,9 +7,13 @@ locally and fail in CI (``CI=true``), so CI never passes by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
 import os
+import sys
 import threading
+import types
 import typing as t
 from pathlib import Path
 
@@ -61,6 +65,27 @@ HASH_METHOD = "pbkdf2:sha256:1000"
 PASSWORD = "correct horse battery staple"
 
 
+@contextlib.contextmanager
+def example_module(filename: str) -> t.Iterator[types.ModuleType]:
+    """Import ``examples/<filename>`` under a name of its own, for the test's time.
+
+    The examples are files, not a package: tests import them as a reader would
+    run them.
+    """
+    name = "flask_jwt_authentication_example_" + filename.removesuffix(".py")
+    path = Path(__file__).parent.parent / "examples" / filename
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules[name]
+
+
 def key_path(name: str) -> Path:
     """The path of a test key, e.g. ``key_path("rsa2048")``."""
     return KEYS / f"{name}.pem"
@@ -81,11 +106,13 @@ def _backend_url(name: str) -> str | None:
     return {
         "postgresql": os.environ.get("TEST_POSTGRESQL_URL"),
         "mariadb": os.environ.get("TEST_MARIADB_URL"),
+        "redis": os.environ.get("TEST_REDIS_URL"),
     }.get(name)
 
 
 def require_backend(name: str) -> str:
-    """The URL of a database backend, or skip (locally) / fail (CI) without it."""
+    """The URL of a backend (``postgresql``, ``mariadb``, ``redis``), or skip
+    (locally) / fail (CI) without it."""
     url = _backend_url(name)
     if url:
         return url

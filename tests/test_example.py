@@ -3,13 +3,12 @@ type: create a user, log in, call the API, refresh, replay, log out."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import typing as t
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import example_module
 from flask import Flask
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "app.py"
@@ -23,17 +22,8 @@ REVOKED = "The login session has been revoked."
 @pytest.fixture(scope="module")
 def example() -> t.Iterator[ModuleType]:
     """The example module, imported once under a name of its own."""
-    name = "flask_jwt_authentication_example_app"
-    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module("app.py") as module:
         yield module
-    finally:
-        del sys.modules[name]
 
 
 @pytest.fixture

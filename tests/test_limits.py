@@ -31,6 +31,7 @@ from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
 from conftest import build_app
+from conftest import require_backend
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_jwt_authentication.errors import ConfigurationError
@@ -48,23 +49,10 @@ MakeApp = t.Callable[..., AppEnv]
 # Helpers ------------------------------------------------------------------------------
 
 
-def require_redis() -> str:
-    """The URL of the test Redis, or skip (locally) / fail (CI) without it."""
-    url = os.environ.get("TEST_REDIS_URL")
-    if url:
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("TEST_REDIS_URL is not set; CI must test the limits on Redis.")
-    pytest.skip(
-        "Redis not configured: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/0;"
-        " .ci/run does) to run this test."
-    )
-
-
 @pytest.fixture
 def redis_url() -> str:
     """The test Redis (``key_prefix`` cleans up after the tests that use it)."""
-    return require_redis()
+    return require_backend("redis")
 
 
 @pytest.fixture
@@ -330,7 +318,7 @@ def test_address_limit_holds_across_processes(cluster: Cluster) -> None:
 def storage_uri(request: pytest.FixtureRequest) -> str:
     if request.param == "memory":
         return "memory://"
-    return require_redis()
+    return require_backend("redis")
 
 
 @pytest.mark.slow

@@ -3,40 +3,27 @@ real request path."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 import time
 import typing as t
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 from conftest import PREFIX
 from conftest import AppEnv
 from conftest import bearer
+from conftest import example_module
 from conftest import login
 from conftest import tokens_for
 
 from flask_jwt_authentication import jwt_required
 from flask_jwt_authentication import signals
 
-RECIPES = Path(__file__).parent.parent / "examples" / "recipes.py"
-
 
 @pytest.fixture(scope="module")
 def recipes() -> t.Iterator[ModuleType]:
-    name = "flask_jwt_authentication_example_recipes"
-    spec = importlib.util.spec_from_file_location(name, RECIPES)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
+    with example_module("recipes.py") as module:
         yield module
-    finally:
-        del sys.modules[name]
 
 
 def test_roles_in_the_token_gate_a_route(make_app: t.Any, recipes: ModuleType) -> None:

@@ -96,16 +96,6 @@ ACCESS_LOG_FORMAT = "%(p)s %(m)s %(U)s %(s)s %({x-test-tag}i)s"
 _ACCESS_LINE = re.compile(r"^<(\d+)> (\S+) (\S+) (\d{3}) (\S+)$")
 
 
-def require_redis() -> str:
-    """The URL of the test Redis, or skip (locally) / fail (CI) without it."""
-    url = os.environ.get("TEST_REDIS_URL")
-    if url:
-        return url
-    if os.environ.get("CI"):
-        pytest.fail("TEST_REDIS_URL is not set; CI must test the workers on Redis.")
-    pytest.skip("Redis not configured: set TEST_REDIS_URL (.ci/run does) to run this.")
-
-
 # HTTP on fresh connections ------------------------------------------------------------
 
 
@@ -309,7 +299,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
     key prefix of its own; users ``alice`` (fast hash) and ``bob`` (made by
     ``flask create-user``)."""
     database_url = require_backend("postgresql")
-    redis_url = require_redis()
+    redis_url = require_backend("redis")
     tmp = tmp_path_factory.mktemp("workers")
     schema = f"test_workers_{uuid.uuid4().hex[:12]}"
     key_prefix = f"test-workers-{uuid.uuid4().hex}:"
