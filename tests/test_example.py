@@ -11,7 +11,6 @@ import pytest
 from conftest import example_module
 from flask import Flask
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "app.py"
 PREFIX = "/jwt-authentication/api/auth"
 PASSWORD = "correct horse battery staple"
 #: The answers README.rst shows for the replay and after log-out.

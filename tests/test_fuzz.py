@@ -24,6 +24,9 @@ from flask_jwt_authentication import keys
 from flask_jwt_authentication import tokens
 from flask_jwt_authentication.errors import InvalidToken
 
+#: Minutes of generated requests, on SQLite whatever the engine: the main run only.
+pytestmark = pytest.mark.slow
+
 SETTINGS = config.load_settings({"SECRET_KEY": "k" * 64}, "fuzz")
 KEYSET = keys.load_keyset({"SECRET_KEY": "k" * 64}, "HS256")
 
