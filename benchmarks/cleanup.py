@@ -256,7 +256,7 @@ def run_cleanup_process(url: str, schema: str | None, batch_size: int) -> t.Any:
     ]
     if schema:
         args += ["--_schema", schema]
-    out = subprocess.run(args, check=True, capture_output=True, text=True)  # noqa: S603
+    out = subprocess.run(args, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

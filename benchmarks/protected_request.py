@@ -915,14 +915,14 @@ def source_state() -> str:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            ["git", "rev-parse", "--short", "HEAD"],
             cwd=root,
             capture_output=True,
             text=True,
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "flask_jwt_authentication"],  # noqa: S607
+            ["git", "status", "--porcelain", "--", "flask_jwt_authentication"],
             cwd=root,
             capture_output=True,
             text=True,
