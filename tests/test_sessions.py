@@ -405,9 +405,11 @@ def test_listing_shows_the_callers_live_sessions(app_env: AppEnv, clock: t.Any) 
     assert [s["id"] for s in listing(client, bobs["access_token"])] == [sid_of(bobs)]
 
 
-def test_listing_leaves_out_expired_sessions(
+def idle_and_active(
     make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
-) -> None:
+) -> tuple[AppEnv, t.Any, dict[str, t.Any], dict[str, t.Any]]:
+    """Two sessions of alice, ``idle`` logged in TTL - 10 s before ``active``; the
+    clock is left just before ``idle`` expires."""
     env = configured(
         make_app,
         database_url,
@@ -418,6 +420,13 @@ def test_listing_leaves_out_expired_sessions(
     idle = login(client)
     clock.shift(TTL - 10)
     active = login(client)
+    return env, client, idle, active
+
+
+def test_listing_leaves_out_expired_sessions(
+    make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
+) -> None:
+    _, client, idle, active = idle_and_active(make_app, database_url, clock)
     assert {s["id"] for s in listing(client, active["access_token"])} == {
         sid_of(idle),
         sid_of(active),
@@ -432,16 +441,7 @@ def test_delete_an_expired_session_is_404(
     make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
 ) -> None:
     """A session past its idle lifetime is not live: ending it is a 404."""
-    env = configured(
-        make_app,
-        database_url,
-        JWT_AUTH_REFRESH_TOKEN_TTL=TTL,
-        JWT_AUTH_ACCESS_TOKEN_TTL=4 * TTL,
-    )
-    client = env.app.test_client()
-    idle = login(client)
-    clock.shift(TTL - 10)
-    active = login(client)
+    env, client, idle, active = idle_and_active(make_app, database_url, clock)
     clock.shift(10)
     r = client.delete(
         f"{PREFIX}/sessions/{sid_of(idle)}", headers=bearer(active["access_token"])
