@@ -319,8 +319,20 @@ class JWTAuthentication:
 
     # Sessions, for the application and its administrators --------------------------
 
+    def identity_of(self, user: t.Any) -> str | int:
+        """The identity written into ``user``'s tokens (the ``uid`` claim).
+
+        :raises TypeError: the identity callback returned neither a string nor an
+            integer.
+        """
+        identity = self._user_identity(user)
+        if isinstance(identity, bool) or not isinstance(identity, (str, int)):
+            raise TypeError("The user identity must be a string or an integer.")
+        return identity
+
     def _user_key(self, user: t.Any) -> str:
-        return json.dumps(self._user_identity(user))
+        """The identity as stored with a session: JSON, so 7 and "7" stay distinct."""
+        return json.dumps(self.identity_of(user))
 
     def sessions(self, user: t.Any) -> list[SessionInfo]:
         """The live login sessions of ``user``, most recently used first.

@@ -109,18 +109,6 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def _user_key(state: AppState, user: t.Any) -> str:
-    """The identity as stored with a session: JSON, so 7 and "7" stay distinct."""
-    return json.dumps(_identity(state, user))
-
-
-def _identity(state: AppState, user: t.Any) -> str | int:
-    identity = state.extension._user_identity(user)
-    if isinstance(identity, bool) or not isinstance(identity, (str, int)):
-        raise TypeError("The user identity must be a string or an integer.")
-    return identity
-
-
 def _role_list(roles: t.Iterable[str]) -> list[str]:
     if isinstance(roles, str):
         roles = [roles]
@@ -145,7 +133,9 @@ def _issue(
     :returns: the response and the access token's claims.
     """
     settings = state.settings
-    claims = tokens.access_claims(settings, _identity(state, user), session_id, now=now)
+    claims = tokens.access_claims(
+        settings, state.extension.identity_of(user), session_id, now=now
+    )
     roles = state.extension._roles_loader(user)
     if roles is not None:
         claims[settings.roles_claim] = _role_list(roles)
@@ -281,7 +271,7 @@ def login() -> Response:
     expires_at = state.settings.refresh_expiry(now, now)
     with store.unavailable_on_error():
         session_id, refresh_token = store.start_session(
-            _user_key(state, user),
+            state.extension._user_key(user),
             now=now,
             expires_at=expires_at,
             client_ip=request.remote_addr,
@@ -418,7 +408,9 @@ def logout() -> Response:
     with store.unavailable_on_error():
         if presented is not None:
             record = store.find_refresh_token(presented)
-            if record is not None and record.user_key == _user_key(state, auth.user):
+            if record is not None and record.user_key == state.extension._user_key(
+                auth.user
+            ):
                 sessions.append(record.session_id)
         try:
             store.revoke_access_token(
@@ -459,7 +451,7 @@ def list_sessions() -> Response:
     state, user, claims = _session_owner()
     with state.store.unavailable_on_error():
         sessions = state.store.user_sessions(
-            _user_key(state, user), now=int(time.time())
+            state.extension._user_key(user), now=int(time.time())
         )
     body = [dict(s.to_dict(), current=s.id == claims["sid"]) for s in sessions]
     return _no_store(jsonify({"sessions": body}))
@@ -471,7 +463,9 @@ def revoke_all_sessions() -> Response:
     store = state.store
     with store.unavailable_on_error():
         store.revoke_user_sessions(
-            _user_key(state, user), now=int(time.time()), reason="logout everywhere"
+            state.extension._user_key(user),
+            now=int(time.time()),
+            reason="logout everywhere",
         )
         store.commit()
     return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
@@ -490,7 +484,7 @@ def revoke_one_session(session_id: str) -> Response:
             parsed,
             now=int(time.time()),
             reason="revoked by owner",
-            user_key=_user_key(state, user),
+            user_key=state.extension._user_key(user),
             only_unexpired=True,
         )
         store.commit()
