@@ -235,6 +235,9 @@ class KeyStore:
             sa.or_(c.retire_after.is_(None), c.retire_after > now),
         )
         engine = self.db.engine
+        # A connection of its own: a failed reload (a missing table, say) must
+        # not abort the request's transaction, which the revocation check uses.
+        # SQLite in memory has one shared connection only, so it uses that.
         if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
             rows = self.db.session.execute(statement).all()
         else:

@@ -356,11 +356,6 @@ def _refresh(state: AppState, presented: str) -> Response:
     return response
 
 
-def _end_session(state: AppState, record: RefreshRecord, now: int, reason: str) -> None:
-    state.store.revoke_session(record.session_id, now=now, reason=reason)
-    state.store.commit()
-
-
 def _within_grace(state: AppState, record: RefreshRecord, now: int) -> bool:
     """Whether a consumed token may be presented again: within the grace period
     after its use, and only while its successor is unused (so it is the
@@ -376,7 +371,8 @@ def _within_grace(state: AppState, record: RefreshRecord, now: int) -> bool:
 
 def _reused(state: AppState, record: RefreshRecord, now: int) -> t.NoReturn:
     """A consumed refresh token came back: end its whole session, and say so."""
-    _end_session(state, record, now, "reuse")
+    state.store.revoke_session(record.session_id, now=now, reason="reuse")
+    state.store.commit()
     signals.refresh_token_reused.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         session_id=str(record.session_id),
