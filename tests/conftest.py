@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -339,6 +341,40 @@ def make_app(tmp_path: Path) -> t.Iterator[t.Callable[..., AppEnv]]:
         with env.app.app_context():
             env.db.session.remove()
             env.db.engine.dispose()
+
+
+def http_call(
+    port: int,
+    method: str,
+    path: str,
+    *,
+    body: dict[str, t.Any] | None = None,
+    token: str | None = None,
+    timeout: float = 15,
+) -> tuple[int, t.Any]:
+    """One request to a real server on 127.0.0.1, on a fresh connection.
+
+    :returns: the status and the JSON body (the text if it is not JSON).
+    """
+    headers = {"Connection": "close"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    try:
+        parsed = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode("utf-8", "replace")
+    return response.status, parsed
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -15,7 +15,6 @@ every live one is still there.
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import sys
 import threading
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
+from conftest import http_call
 
 from flask_jwt_authentication.store import hash_refresh_token
 from flask_jwt_authentication.store import new_refresh_token
@@ -60,27 +60,9 @@ class Client:
         token: str | None = None,
     ) -> tuple[int, t.Any]:
         """One request on a fresh connection; the status and the JSON body."""
-        headers = {"Connection": "close"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        conn = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT
+        return http_call(
+            self.port, method, path, body=body, token=token, timeout=REQUEST_TIMEOUT
         )
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        return response.status, parsed
 
     def login(self, username: str) -> dict[str, t.Any]:
         status, body = self.call(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import http.client
 import json
 import logging
 import re
@@ -27,6 +26,7 @@ from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
 from conftest import bearer
+from conftest import http_call
 from conftest import key_config
 from conftest import login
 from conftest import tokens_for
@@ -154,27 +154,10 @@ class Http:
         body: dict[str, t.Any] | None = None,
         token: str | None = None,
     ) -> tuple[int, t.Any]:
-        headers = {"Connection": "close"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        conn = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT
+        """One request on a fresh connection; the status and the JSON body."""
+        return http_call(
+            self.port, method, path, body=body, token=token, timeout=REQUEST_TIMEOUT
         )
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        return response.status, parsed
 
     def login(self, username: str = "alice") -> str:
         status, body = self.call(
