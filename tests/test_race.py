@@ -90,13 +90,6 @@ def live_server(
         RATELIMIT_ENABLED=False,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
     )
-    if database_url.startswith("sqlite"):
-        # WAL, as a concurrent SQLite deployment should run: in the default
-        # rollback journal a committing writer waits for every reader, and rounds
-        # stalled now and then with all 16 requests waiting (see the notes).
-        with env.app.app_context():
-            env.db.session.execute(sa.text("PRAGMA journal_mode=WAL"))
-            env.db.session.commit()
     env.create_user("alice")
     return LiveServer(env=env, host="127.0.0.1", port=serve(env))
 
