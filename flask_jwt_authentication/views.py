@@ -34,6 +34,7 @@ from .extension import ACCESS_PERMISSION
 from .extension import USE_PERMISSION
 from .extension import AppState
 from .extension import get_state
+from .keys import Key
 from .limits import FloodControl
 from .passwords import check_credentials
 from .passwords import is_active
@@ -125,10 +126,15 @@ def _issue(
     refresh_token: str,
     now: int,
     refresh_expires_at: int,
+    key: Key,
 ) -> tuple[Response, dict[str, t.Any]]:
-    """Sign the access token of a new pair, commit, and answer with the pair.
+    """Sign the access token of a new pair with ``key``, commit, and answer with
+    the pair.
 
-    The token is signed before the commit, so a failed commit issues nothing.
+    The token is signed before the commit, so a failed commit issues nothing. The
+    caller takes ``key`` before any database work: a key reload needs a pooled
+    connection, which must not be awaited while this request holds one and its
+    write lock.
 
     :returns: the response and the access token's claims.
     """
@@ -147,7 +153,7 @@ def _issue(
         raise RuntimeError(
             "A jwt_created receiver changed reserved claims: " + ", ".join(changed)
         )
-    token = tokens.encode(claims, state.keyset.current)
+    token = tokens.encode(claims, key)
     state.store.commit()
     signals.jwt_encoded.send(app, token=token, payload=claims)
     body = {
@@ -222,6 +228,7 @@ def _presented_refresh_token(settings: Settings) -> str:
 def login() -> Response:
     """``POST {prefix}/tokens``: exchange a username and password for a token pair."""
     state = get_state()
+    key = state.keyset.current  # before any database work, see _issue
     body = _read_json_object()
     raw_username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
     password = t.cast(str, _string_field(body, "password", MAX_PASSWORD_LENGTH))
@@ -278,7 +285,7 @@ def login() -> Response:
             user_agent=request.user_agent.string,
         )
         response, _ = _issue(
-            state, user, str(session_id), refresh_token, now, expires_at
+            state, user, str(session_id), refresh_token, now, expires_at, key
         )
     return response
 
@@ -308,6 +315,7 @@ def refresh() -> Response:
 
 def _refresh(state: AppState, presented: str) -> Response:
     store, settings = state.store, state.settings
+    key = state.keyset.current  # before any database work, see _issue
     now = int(time.time())
     with store.unavailable_on_error():
         record = store.find_refresh_token(presented)
@@ -346,7 +354,9 @@ def _refresh(state: AppState, presented: str) -> Response:
                 rotated = store.branch(again, now=now, expires_at=expires_at)
             new_token = rotated
         session_id = str(record.session_id)
-        response, claims = _issue(state, user, session_id, new_token, now, expires_at)
+        response, claims = _issue(
+            state, user, session_id, new_token, now, expires_at, key
+        )
     signals.token_refreshed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         user=user,

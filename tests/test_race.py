@@ -89,6 +89,8 @@ def live_server(
         database_url,
         RATELIMIT_ENABLED=False,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        # Keys reload during the bursts: a reload must not stall the requests.
+        JWT_AUTH_KEYS_REFRESH_INTERVAL=1,
     )
     env.create_user("alice")
     return LiveServer(env=env, host="127.0.0.1", port=serve(env))
