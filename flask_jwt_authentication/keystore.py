@@ -293,17 +293,9 @@ class KeyRing:
         self._next_load = 0.0
 
     def _reload(self) -> None:
-        # Requests call this holding a pooled connection, and the reload needs one
-        # of its own: waiting on the lock here could exhaust the pool with waiters
-        # while the reloading thread waits for a connection. So only one thread
-        # reloads and the others go on with the key set they have; only without
-        # any key set at all do they wait, briefly.
-        if self._keyset is not None:
-            if not self._lock.acquire(blocking=False):
-                return
-        elif not self._lock.acquire(timeout=2.0):
-            raise TemporarilyUnavailable("The signing keys are being loaded.")
-        try:
+        # Callers take the key set before any database work (see views._issue):
+        # waiting here while holding a pooled connection could exhaust the pool.
+        with self._lock:
             if time.monotonic() < self._next_load:
                 return
             try:
@@ -315,8 +307,6 @@ class KeyRing:
                 return
             self._keyset = self._build(rows)
             self._next_load = time.monotonic() + self.interval
-        finally:
-            self._lock.release()
 
     def _key(self, kid: str, encrypted: str) -> Key | None:
         key = self._parsed.get(kid)
