@@ -443,3 +443,57 @@ def tokens_for(client: t.Any, username: str = "alice") -> dict[str, t.Any]:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+#: Where browser tests leave their screenshots (kept by CI with the test output).
+SCREENSHOTS = Path(os.environ.get("TEST_OUTPUT_DIR", "test-output")) / "screenshots"
+
+
+def _chromium_path() -> str:
+    """Debian's Chromium (``TEST_CHROMIUM``, else ``/usr/bin/chromium``), or skip
+    (locally) / fail (CI) without it: Playwright never downloads a browser here."""
+    path = os.environ.get("TEST_CHROMIUM") or "/usr/bin/chromium"
+    if Path(path).exists():
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"Chromium not found at {path}; .ci/run installs it.")
+    pytest.skip("Chromium not installed: `apt-get install chromium` to run this.")
+
+
+@pytest.fixture
+def browser() -> t.Iterator[t.Any]:
+    """A headless Chromium driven by Playwright, closed after the test."""
+    executable = _chromium_path()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> t.Callable[[t.Any, str], Path]:
+    """``screenshot(page, name) -> path``: save a full-page PNG under
+    ``test-output/screenshots/<test name>/``."""
+
+    def take(page: t.Any, name: str) -> Path:
+        folder = SCREENSHOTS / request.node.name.replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
