@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 import typing as t
@@ -22,6 +23,7 @@ from .limits import FloodControl
 from .limits import normalize_username
 from .models import Tables
 from .models import build_tables
+from .overrides import SettingsStore
 from .passwords import DummyHash
 from .passwords import PasswordVerifier
 from .passwords import werkzeug_verifier
@@ -119,11 +121,18 @@ class AppState:
 
     extension: JWTAuthentication
     db: SQLAlchemy
-    settings: config.Settings
     keys: KeyRing
     tables: Tables
     store: Store
     flood: FloodControl
+    #: The settings edited at run time, over the configuration.
+    overrides: SettingsStore
+
+    @property
+    def settings(self) -> config.Settings:
+        """The settings in force: the configuration and the stored overrides
+        (reloaded from the database when stale)."""
+        return self.overrides.settings()
 
     @property
     def keyset(self) -> KeySet:
@@ -192,14 +201,23 @@ class JWTAuthentication:
             settings.algorithm,
             settings.keys_refresh_interval,
         )
+        flood = FloodControl(app.config)
         app.extensions[EXTENSION_KEY] = AppState(
             extension=self,
             db=db,
-            settings=settings,
             keys=ring,
             tables=tables,
             store=Store(db, tables),
-            flood=FloodControl(app.config),
+            flood=flood,
+            overrides=SettingsStore(
+                db=db,
+                table=tables.settings,
+                app_config=app.config,
+                app_name=app.name,
+                keys=ring,
+                flood=flood,
+                configured_keys=functools.partial(_keys_for, app.config, encryption),
+            ),
         )
         from .cli import jwt_cli
         from .views import make_blueprint
@@ -391,6 +409,16 @@ def _configured_keys(
     except ConfigurationError:
         if encryption is None or _has_key_setting(app_config):
             raise
+        return None
+
+
+def _keys_for(
+    app_config: t.Mapping[str, t.Any], encryption: t.Any, algorithm: str
+) -> KeySet | None:
+    """The configured key for ``algorithm``, or ``None`` if it has none."""
+    try:
+        return load_keyset(app_config, algorithm)
+    except ConfigurationError:
         return None
 
 

@@ -288,6 +288,17 @@ class KeyRing:
             raise TemporarilyUnavailable("No signing key is available.")
         return self._keyset
 
+    def use_algorithm(self, algorithm: str, configured: KeySet | None) -> None:
+        """Sign and verify with ``algorithm`` from now on (a run-time settings
+        change): its configured key, if any, and its stored keys, loaded on the
+        next use."""
+        with self._lock:
+            self.algorithm = algorithm
+            self.configured = configured
+            self._keyset = configured
+            self._parsed.clear()
+            self._next_load = 0.0
+
     def invalidate(self) -> None:
         """Reload on the next use (after a change made by this process)."""
         self._next_load = 0.0

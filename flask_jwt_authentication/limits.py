@@ -82,9 +82,7 @@ class FloodControl:
 
     def __init__(self, config: t.Mapping[str, t.Any]) -> None:
         self.enabled = bool(config.get("RATELIMIT_ENABLED", True))
-        self.ip_limit = _parse(config, "JWT_AUTH_FLOOD_IP_LIMIT")
-        self.user_limit = _parse(config, "JWT_AUTH_FLOOD_USER_LIMIT")
-        self.refresh_limit = _parse(config, "JWT_AUTH_FLOOD_REFRESH_LIMIT")
+        self.set_limits(config)
         self.prefix = str(config.get("RATELIMIT_KEY_PREFIX") or "") + "jwt-auth"
         uri = config.get("RATELIMIT_STORAGE_URI") or "memory://"
         options = dict(config.get("RATELIMIT_STORAGE_OPTIONS") or {})
@@ -104,6 +102,18 @@ class FloodControl:
         self._fallback = FixedWindowRateLimiter(MemoryStorage())
         self._dead_since: float | None = None
         self._lock = threading.Lock()
+
+    def set_limits(self, config: t.Mapping[str, t.Any]) -> None:
+        """Read the three ``JWT_AUTH_FLOOD_*`` limits from ``config`` (again, when
+        they are edited at run time); counts already taken are kept.
+
+        :raises ConfigurationError: a limit does not parse; nothing changes.
+        """
+        ip_limit = _parse(config, "JWT_AUTH_FLOOD_IP_LIMIT")
+        user_limit = _parse(config, "JWT_AUTH_FLOOD_USER_LIMIT")
+        refresh_limit = _parse(config, "JWT_AUTH_FLOOD_REFRESH_LIMIT")
+        self.ip_limit, self.user_limit = ip_limit, user_limit
+        self.refresh_limit = refresh_limit
 
     # Strategy selection with the in-memory fallback --------------------------------
 

@@ -15,22 +15,26 @@ SESSIONS = "jwt_auth_sessions"
 REFRESH_TOKENS = "jwt_auth_refresh_tokens"
 REVOKED_TOKENS = "jwt_auth_revoked_tokens"
 KEYS = "jwt_auth_keys"
+SETTINGS = "jwt_auth_settings"
 
 
 @dataclasses.dataclass(frozen=True)
 class Tables:
-    """The three tables of the extension.
+    """The tables of the extension.
 
     :param sessions: login sessions (token families): one per log-in.
     :param refresh_tokens: refresh tokens, as SHA-256 hashes only.
     :param revoked_tokens: revoked access-token ``jti`` values until they expire.
     :param keys: signing keys, their private parts encrypted.
+    :param settings: settings edited at run time (the admin), overriding the
+        configuration.
     """
 
     sessions: sa.Table
     refresh_tokens: sa.Table
     revoked_tokens: sa.Table
     keys: sa.Table
+    settings: sa.Table
 
 
 def build_tables(metadata: sa.MetaData) -> Tables:
@@ -44,6 +48,7 @@ def build_tables(metadata: sa.MetaData) -> Tables:
             metadata.tables[REFRESH_TOKENS],
             metadata.tables[REVOKED_TOKENS],
             metadata.tables[KEYS],
+            metadata.tables[SETTINGS],
         )
     sessions = sa.Table(
         SESSIONS,
@@ -102,4 +107,13 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         # A retiring key stops verifying after this time.
         sa.Column("retire_after", sa.BigInteger(), nullable=True),
     )
-    return Tables(sessions, refresh_tokens, revoked_tokens, keys)
+    settings = sa.Table(
+        SETTINGS,
+        metadata,
+        # A JWT_AUTH_* name, such as JWT_AUTH_ACCESS_TOKEN_TTL.
+        sa.Column("name", sa.String(64), primary_key=True),
+        # The value, JSON-encoded.
+        sa.Column("value", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+    )
+    return Tables(sessions, refresh_tokens, revoked_tokens, keys, settings)
