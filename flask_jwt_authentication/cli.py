@@ -197,3 +197,75 @@ def retire_key(kid: str) -> None:
 def export_public() -> None:
     """Print the public keys as a JWK Set (what /.well-known/jwks.json serves)."""
     click.echo(json.dumps(_state().keyset.jwks(), indent=2, sort_keys=True))
+
+
+settings_cli = AppGroup(
+    "settings", help="Show and change the settings that can be edited at run time."
+)
+jwt_cli.add_command(settings_cli)
+
+
+def _setting_name(name: str) -> str:
+    from .overrides import EDITABLE
+
+    full = name.upper()
+    if not full.startswith("JWT_AUTH_"):
+        full = "JWT_AUTH_" + full
+    if full not in EDITABLE:
+        raise click.BadParameter(
+            f"{name!r} cannot be changed at run time; one of: " + ", ".join(EDITABLE),
+            param_hint="NAME",
+        )
+    return full
+
+
+def _save(changes: dict[str, object]) -> None:
+    state = _state()
+    try:
+        state.overrides.save(changes)
+    except ConfigurationError as e:
+        raise click.ClickException(f"{e} Nothing was saved.") from None
+    except TemporarilyUnavailable:
+        raise click.ClickException(
+            "The database is unavailable; nothing was saved."
+        ) from None
+    click.echo(
+        f"Saved. Every worker follows within {state.settings.keys_refresh_interval} s."
+    )
+
+
+@settings_cli.command("show")
+def show_settings() -> None:
+    """List the editable settings: the value in force and where it comes from."""
+    from .overrides import EDITABLE
+
+    overrides = _state().overrides
+    stored, defaults = overrides.stored(), overrides.defaults()
+    for name in EDITABLE:
+        source = "saved" if name in stored else "config"
+        value = stored.get(name, defaults[name])
+        click.echo(f"{name} = {json.dumps(value)}  ({source})")
+
+
+@settings_cli.command("set")
+@click.argument("name")
+@click.argument("value")
+def set_setting(name: str, value: str) -> None:
+    """Save NAME = VALUE over the configuration (NAME with or without JWT_AUTH_).
+
+    VALUE is read as JSON when it parses (600, ["api", "web"]), else as text
+    ("5 per minute").
+    """
+    full = _setting_name(name)
+    try:
+        parsed: object = json.loads(value)
+    except ValueError:
+        parsed = value
+    _save({full: parsed})
+
+
+@settings_cli.command("unset")
+@click.argument("name")
+def unset_setting(name: str) -> None:
+    """Return NAME to its configured value."""
+    _save({_setting_name(name): None})

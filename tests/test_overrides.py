@@ -257,3 +257,44 @@ def test_editable_settings_show_their_defaults(env: AppEnv) -> None:
         assert overrides.defaults()["JWT_AUTH_ACCESS_TOKEN_TTL"] == 900
         assert overrides.defaults()["JWT_AUTH_ISSUER"] == "testapp"
         assert overrides.stored() == {}
+
+
+# flask jwt settings ------------------------------------------------------------------
+
+
+def test_the_settings_commands(env: AppEnv) -> None:
+    runner = env.app.test_cli_runner()
+    result = runner.invoke(args=["jwt", "settings", "set", "access_token_ttl", "600"])
+    assert result.exit_code == 0, result.output
+    assert "Every worker follows within 1 s." in result.output
+    result = runner.invoke(
+        args=["jwt", "settings", "set", "JWT_AUTH_FLOOD_USER_LIMIT", "3 per minute"]
+    )
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(args=["jwt", "settings", "show"]).output
+    assert "JWT_AUTH_ACCESS_TOKEN_TTL = 600  (saved)" in shown
+    assert 'JWT_AUTH_FLOOD_USER_LIMIT = "3 per minute"  (saved)' in shown
+    assert "JWT_AUTH_REFRESH_TOKEN_TTL = 1209600  (config)" in shown
+    assert tokens_for(env.app.test_client())["expires_in"] == 600
+
+    result = runner.invoke(args=["jwt", "settings", "unset", "ACCESS_TOKEN_TTL"])
+    assert result.exit_code == 0, result.output
+    assert tokens_for(env.app.test_client())["expires_in"] == 900
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["set", "url_prefix", "/x"], "cannot be changed at run time"),
+        (["set", "access_token_ttl", "5"], "between 30 and 86400"),
+        (["set", "algorithm", "ES256"], "There is no ES256 key"),
+        (["unset", "secret_key"], "cannot be changed at run time"),
+    ],
+)
+def test_the_settings_commands_refuse_invalid_values(
+    env: AppEnv, args: list[str], message: str
+) -> None:
+    result = env.app.test_cli_runner().invoke(args=["jwt", "settings", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert stored_rows(env) == {}

@@ -712,3 +712,24 @@ def test_key_rotation_reaches_every_worker(server: Server) -> None:
         for reply in server.check_all_workers(me):
             assert reply.status == 200, (kid_of(token), reply)
     server.assert_workers_unchanged()
+
+
+@pytest.mark.slow
+def test_a_settings_change_reaches_every_worker(server: Server) -> None:
+    assert tokens(server)["expires_in"] == 900
+    try:
+        output = server.flask("jwt", "settings", "set", "access_token_ttl", "600")
+        changed = time.monotonic()
+        assert "Saved." in output, output
+
+        # Every worker reloads the stored settings within the interval (1 s).
+        time.sleep(max(0.0, changed + ROTATION_DEADLINE - time.monotonic()))
+        issued = server.check_all_workers(
+            lambda tag: log_in(server, tag=tag), concurrency=4
+        )
+        for reply in issued:
+            assert reply.status == 200, reply
+            assert reply.body["expires_in"] == 600, reply
+    finally:
+        server.flask("jwt", "settings", "unset", "access_token_ttl")
+    server.assert_workers_unchanged()
