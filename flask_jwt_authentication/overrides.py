@@ -217,6 +217,11 @@ class SettingsStore:
         for name in changes:
             if name not in EDITABLE:
                 raise SettingsError(name, f"{name} cannot be changed at run time.")
+        # An empty field means "as configured", like None.
+        changes = {
+            name: None if value == "" or value == [] else value
+            for name, value in changes.items()
+        }
         try:
             overrides = {**self.stored(), **changes}
         except sa_exc.SQLAlchemyError as e:

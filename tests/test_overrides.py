@@ -80,6 +80,19 @@ def test_none_returns_a_setting_to_the_configuration(env: AppEnv) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("empty", ["", []])
+def test_an_empty_value_returns_a_setting_to_the_configuration(
+    env: AppEnv, empty: t.Any
+) -> None:
+    save(env, JWT_AUTH_AUDIENCE="api", JWT_AUTH_ISSUER="https://id.example")
+    save(env, JWT_AUTH_AUDIENCE=empty, JWT_AUTH_ISSUER=empty)
+    assert stored_rows(env) == {}
+    token = tokens_for(env.app.test_client())["access_token"]
+    assert (
+        env.app.test_client().get("/api/me", headers=bearer(token)).status_code == 200
+    )
+
+
 def test_issuer_and_audience_apply_to_new_tokens_and_verification(
     env: AppEnv,
 ) -> None:
@@ -147,7 +160,7 @@ def test_a_protected_request_queries_no_settings(make_app: MakeApp) -> None:
         ({"JWT_AUTH_ISSUER": "a\x00b"}, "JWT_AUTH_ISSUER"),
         ({"JWT_AUTH_AUDIENCE": [""]}, "JWT_AUTH_AUDIENCE"),
         ({"JWT_AUTH_FLOOD_USER_LIMIT": "lots"}, "JWT_AUTH_FLOOD_USER_LIMIT"),
-        ({"JWT_AUTH_FLOOD_IP_LIMIT": ""}, "JWT_AUTH_FLOOD_IP_LIMIT"),
+        ({"JWT_AUTH_FLOOD_IP_LIMIT": "   "}, "JWT_AUTH_FLOOD_IP_LIMIT"),
         ({"JWT_AUTH_URL_PREFIX": "/elsewhere"}, "JWT_AUTH_URL_PREFIX"),
         ({"JWT_AUTH_SECRET_KEY": "k" * 64}, "JWT_AUTH_SECRET_KEY"),
     ],
