@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 project = "flask_jwt_authentication"
 author = "The flask_jwt_authentication developers"
 copyright = "2026, The flask_jwt_authentication developers"
@@ -17,3 +19,7 @@ intersphinx_mapping = {}
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 nitpicky = False
+
+# The doctests (``sphinx-build -b doctest``, run by tests/test_docs.py) import
+# their application from docs/examples/doctest_app.py.
+doctest_path = [str(Path(__file__).resolve().parent / "examples")]

@@ -11,9 +11,13 @@ import hashlib
 import logging
 import typing as t
 
+from flask import Flask
 from flask import request
 
+from flask_jwt_authentication import JWTAuthentication
 from flask_jwt_authentication import TokenRejected
+from flask_jwt_authentication import get_jwt
+from flask_jwt_authentication import jwt_required
 
 # Add roles to the token ------------------------------------------------------------
 
@@ -25,6 +29,16 @@ def roles_of(user: t.Any) -> list[str]:
     ``@jwt_required(roles="admin")``: no checker to write, no query per request.
     """
     return [role.strip() for role in (user.roles or "").split(",") if role.strip()]
+
+
+def add_reports(app: Flask, jwt: JWTAuthentication) -> None:
+    """Register ``roles_of`` and a route for the ``admin`` and ``auditor`` roles."""
+    jwt.roles_loader(roles_of)
+
+    @app.get("/api/reports")
+    @jwt_required(roles=["admin", "auditor"])  # any one of them
+    def reports() -> dict[str, t.Any]:
+        return {"reports": [], "for": get_jwt()["roles"]}
 
 
 # Write an audit log of issued tokens -------------------------------------------------

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+from docutils import nodes
 
 from flask_jwt_authentication.config import DEFAULTS
 
@@ -35,9 +43,14 @@ def test_every_key_has_a_default():
     assert set(DEFAULTS) == documented_keys()
 
 
-def test_readme_starts_with_the_two_commands():
+def readme_commands() -> list[str]:
+    """The commands of the README's ``sh`` blocks."""
     readme = (ROOT / "README.rst").read_text(encoding="utf-8")
-    blocks = re.findall(r"\.\. code-block:: sh\n\n    (.+)\n", readme)
+    return re.findall(r"\.\. code-block:: sh\n\n    (.+)\n", readme)
+
+
+def test_readme_starts_with_the_two_commands():
+    blocks = readme_commands()
     assert "flask --app examples/app.py run" in blocks[0]
     assert blocks[1] == (
         "python3 -m venv .venv && . .venv/bin/activate && "
@@ -45,3 +58,225 @@ def test_readme_starts_with_the_two_commands():
     )
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert blocks[1] in ci
+
+
+# Every code block of the pages is a doctest or included from a file the tests run.
+
+
+@dataclasses.dataclass(frozen=True)
+class DocsBuild:
+    """What ``sphinx-build -b doctest`` left: its exit status and log, the
+    summary of the doctests it ran, and the parsed pages (doctrees)."""
+
+    returncode: int
+    log: str
+    summary: str
+    doctrees: Path
+
+
+def build_doctests(source: Path, out: Path) -> DocsBuild:
+    """Run ``sphinx-build -b doctest`` on ``source``: it runs every doctest of the
+    pages and exits with 1 when one fails."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FLASK_", "JWT_AUTH_"))
+    }
+    command = [sys.executable, "-m", "sphinx", "-b", "doctest", "-q", "-E"]
+    command += ["-d", str(out / "doctrees"), str(source), str(out / "doctest")]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    summary = out / "doctest" / "output.txt"
+    return DocsBuild(
+        returncode=result.returncode,
+        log=result.stdout + result.stderr,
+        summary=summary.read_text(encoding="utf-8") if summary.exists() else "",
+        doctrees=out / "doctrees",
+    )
+
+
+def doctest_counts(summary: str) -> dict[str, int]:
+    """The totals of a doctest summary: tests, and failures in tests, setup and
+    cleanup code."""
+    counts = {
+        "tests": re.search(r"^ *(\d+) tests?$", summary, re.MULTILINE),
+        "failures": re.search(r"^ *(\d+) failures? in tests$", summary, re.MULTILINE),
+        "setup": re.search(r"^ *(\d+) failures? in setup", summary, re.MULTILINE),
+        "cleanup": re.search(r"^ *(\d+) failures? in cleanup", summary, re.MULTILINE),
+    }
+    assert all(counts.values()), f"no doctest summary:\n{summary}"
+    return {name: int(match.group(1)) for name, match in counts.items() if match}
+
+
+@dataclasses.dataclass(frozen=True)
+class CodeBlock:
+    """A code block of a page, as Sphinx parsed it."""
+
+    where: str
+    #: ``doctest`` (run by the doctest build), ``included`` (from a file) or
+    #: ``plain`` (neither).
+    kind: str
+    text: str
+    included: Path | None = None
+
+
+#: Nodes of ``sphinx.ext.doctest`` that are shown and run.
+DOCTEST_NODES = {"doctest", "testcode", "testoutput"}
+#: The one exception: blocks in the package's docstrings, which the API reference
+#: renders through autodoc. They sketch how a decorator is called, beside the
+#: signature they belong to, and live in the package's source, not on a page.
+DOCSTRING = ":docstring of "
+
+
+def code_blocks(doctrees: Path) -> list[CodeBlock]:
+    """Every literal block (``::``, ``code-block``, ``literalinclude``, ...) and
+    doctest block of the pages and the files they include, docstrings aside."""
+    blocks = []
+    for path in sorted(doctrees.rglob("*.doctree")):
+        # Sphinx pickles the doctrees; these are the ones this test just built.
+        doctree = pickle.loads(path.read_bytes())  # noqa: S301
+        for node in doctree.findall(
+            lambda n: isinstance(n, (nodes.literal_block, nodes.doctest_block))
+        ):
+            source = node.source or doctree["source"]
+            if DOCSTRING in source:
+                continue
+            where = f"{os.path.relpath(source, ROOT)}:{node.line}"
+            text = node.astext()
+            if (
+                isinstance(node, nodes.doctest_block)
+                or node.get("testnodetype") in DOCTEST_NODES
+            ):
+                blocks.append(CodeBlock(where, "doctest", text))
+            elif node.get("source"):
+                # literalinclude (and docutils' ``include`` with ``:literal:``)
+                # records the file it read.
+                blocks.append(CodeBlock(where, "included", text, Path(node["source"])))
+            else:
+                blocks.append(CodeBlock(where, "plain", text))
+    return blocks
+
+
+@pytest.fixture(scope="module")
+def docs_build(tmp_path_factory: pytest.TempPathFactory) -> DocsBuild:
+    return build_doctests(ROOT / "docs", tmp_path_factory.mktemp("docs"))
+
+
+def test_the_doctests_pass(docs_build: DocsBuild) -> None:
+    assert docs_build.returncode == 0, docs_build.log + docs_build.summary
+    counts = doctest_counts(docs_build.summary)
+    assert counts["tests"] > 0
+    assert counts == {"tests": counts["tests"], "failures": 0, "setup": 0, "cleanup": 0}
+
+
+def test_every_code_block_is_a_doctest_or_included(docs_build: DocsBuild) -> None:
+    blocks = code_blocks(docs_build.doctrees)
+    plain = [
+        f"{block.where}: {(block.text.strip().splitlines() or [''])[0]}"
+        for block in blocks
+        if block.kind == "plain"
+    ]
+    assert plain == [], (
+        "Make these doctests, or move the code into a file the tests run and"
+        " include it with literalinclude."
+    )
+    assert {block.kind for block in blocks} == {"doctest", "included"}
+
+
+def test_included_files_are_run_by_the_tests(docs_build: DocsBuild) -> None:
+    """An included file is the project's, and a test (or ``.ci/run``) names it or
+    the folder it is in."""
+    tests = "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in (ROOT / "tests").glob("*.py")
+        if path.name != "test_docs.py"
+    ) + (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    unknown, untested = [], []
+    for block in code_blocks(docs_build.doctrees):
+        if block.included is None:
+            continue
+        path = block.included.resolve()
+        if not path.is_relative_to(ROOT):
+            unknown.append(f"{block.where}: {path}")
+            continue
+        relative = path.relative_to(ROOT)
+        names = [path.name] + [
+            f"{folder.as_posix()}/"
+            for folder in relative.parents
+            if len(folder.parts) > 1
+        ]
+        if not any(name in tests for name in names):
+            untested.append(f"{block.where}: {relative.as_posix()}")
+    assert unknown == []
+    assert untested == []
+
+
+def test_the_quickstart_shows_the_readme_commands(docs_build: DocsBuild) -> None:
+    shown = [
+        block.text.removesuffix("\n")
+        for block in code_blocks(docs_build.doctrees)
+        if block.where.startswith(f"docs{os.sep}quickstart.rst:")
+        and block.included == ROOT / "README.rst"
+    ]
+    assert shown == readme_commands()
+
+
+BAD_PAGE = """\
+A page
+======
+
+.. testsetup::
+
+   answer = 42
+
+>>> answer
+42
+
+.. doctest::
+
+   >>> answer + 1
+   44
+
+.. literalinclude:: snippet.py
+
+.. code-block:: python
+
+   print("not run")
+
+A literal block::
+
+   not run either
+"""
+
+
+def test_the_checks_fail_on_a_bad_page(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "conf.py").write_text('extensions = ["sphinx.ext.doctest"]\n')
+    (source / "index.rst").write_text(BAD_PAGE)
+    (source / "snippet.py").write_text("print('included')\n")
+    build = build_doctests(source, tmp_path / "out")
+    assert build.returncode == 1
+    assert doctest_counts(build.summary) == {
+        "tests": 2,
+        "failures": 1,
+        "setup": 0,
+        "cleanup": 0,
+    }
+    blocks = code_blocks(build.doctrees)
+    assert [(block.kind, block.text) for block in blocks] == [
+        ("doctest", ">>> answer\n42"),
+        ("doctest", ">>> answer + 1\n44"),
+        ("included", "print('included')\n"),
+        ("plain", 'print("not run")'),
+        ("plain", "not run either"),
+    ]
+    assert blocks[2].included == source / "snippet.py"
+    line = BAD_PAGE.splitlines().index(".. code-block:: python") + 1
+    assert blocks[3].where == f"{os.path.relpath(source / 'index.rst', ROOT)}:{line}"

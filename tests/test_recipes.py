@@ -28,23 +28,32 @@ def recipes() -> t.Iterator[ModuleType]:
 
 def test_roles_in_the_token_gate_a_route(make_app: t.Any, recipes: ModuleType) -> None:
     env: AppEnv = make_app()
-    env.jwt.roles_loader(recipes.roles_of)
+    recipes.add_reports(env.app, env.jwt)
 
-    @env.app.get("/api/reports")
-    @jwt_required(roles="admin")
-    def reports() -> dict[str, bool]:
+    @env.app.get("/api/editing")
+    @jwt_required(roles="editor")
+    def editing() -> dict[str, bool]:
         return {"ok": True}
 
     env.create_user("alice", roles="admin, editor")
     env.create_user("bob", roles="editor")
+    env.create_user("carol", roles="auditor")
     client = env.app.test_client()
     alice = tokens_for(client, "alice")["access_token"]
     bob = tokens_for(client, "bob")["access_token"]
-    assert client.get("/api/reports", headers=bearer(alice)).status_code == 200
+    carol = tokens_for(client, "carol")["access_token"]
+    r = client.get("/api/reports", headers=bearer(alice))
+    assert r.status_code == 200
+    assert r.get_json() == {"reports": [], "for": ["admin", "editor"]}
+    r = client.get("/api/reports", headers=bearer(carol))
+    assert r.status_code == 200
+    assert r.get_json()["for"] == ["auditor"]
     r = client.get("/api/reports", headers=bearer(bob))
     assert r.status_code == 403
     assert r.get_json()["error"] == "insufficient_scope"
     assert 'error="insufficient_scope"' in r.headers["WWW-Authenticate"]
+    assert client.get("/api/editing", headers=bearer(bob)).status_code == 200
+    assert client.get("/api/editing", headers=bearer(carol)).status_code == 403
 
 
 def test_audit_log_of_issued_tokens(

@@ -1,0 +1,61 @@
+"""The application the doctests of the documentation run against.
+
+A page with doctests starts with a ``testsetup`` block, which the built pages
+do not show::
+
+    .. testsetup::
+
+       from doctest_app import example_app
+       globals().update(example_app())
+
+It gives the page's doctests ``app`` (``examples/app.py`` on an in-memory SQLite
+database, with the user ``alice`` and the password :data:`PASSWORD`), ``client``
+(its test client), and the example's ``jwt``, ``db``, ``User`` and
+``find_user``. ``docs/conf.py`` puts this folder on ``sys.path`` for
+``sphinx-build -b doctest``, which tests/test_docs.py runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import sys
+import types
+import typing as t
+from pathlib import Path
+
+EXAMPLE = Path(__file__).resolve().parent.parent.parent / "examples" / "app.py"
+PASSWORD = "correct horse battery staple"
+
+
+@functools.cache
+def example_module() -> types.ModuleType:
+    """``examples/app.py``, imported once under a name of its own."""
+    name = "flask_jwt_authentication_doctest_example"
+    spec = importlib.util.spec_from_file_location(name, EXAMPLE)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def example_app() -> dict[str, t.Any]:
+    """A fresh example application with the user ``alice``, and the names the
+    doctests use."""
+    example = example_module()
+    app = example.create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "alice", "--password", PASSWORD]
+    )
+    if result.exit_code != 0:
+        raise RuntimeError(f"create-user failed: {result.output}")
+    return {
+        "app": app,
+        "client": app.test_client(),
+        "jwt": example.jwt,
+        "db": example.db,
+        "User": example.User,
+        "find_user": example.find_user,
+    }
