@@ -21,6 +21,8 @@ from .errors import MissingToken
 from .errors import TokenRejected
 from .extension import get_state
 from .passwords import is_active
+from .remote import VerifyOnlyState
+from .remote import verify_only_state
 
 logger = logging.getLogger("flask_jwt_authentication")
 
@@ -68,9 +70,10 @@ def authenticate(
     :raises MissingToken: no bearer token (and not ``optional``).
     :raises InvalidToken: the token is invalid, revoked, rejected or its user gone.
     :raises InsufficientScope: the user lacks ``permission``.
-    :raises TemporarilyUnavailable: the database cannot be reached.
+    :raises TemporarilyUnavailable: the database (in verify-only mode: the JWKS)
+        cannot be reached.
     """
-    state = get_state()
+    state = verify_only_state() or get_state()
     try:
         authorization = request.headers.get("Authorization")
         token = _bearer_token(authorization) if authorization else None
@@ -79,6 +82,13 @@ def authenticate(
                 raise MissingToken("Authentication is required: send a bearer token.")
             user = None
             setattr(g, _G_KEY, None)
+        elif isinstance(state, VerifyOnlyState):
+            # Keys from the JWKS, no database: revocation cannot be checked
+            # (docs/resource-server.rst).
+            claims = state.decode(token)
+            _send_decoded(claims, token)
+            user = state.load_user(claims["uid"])
+            setattr(g, _G_KEY, Authentication(claims, user, token))
         else:
             claims = tokens.decode(token, state.settings, state.keyset)
             store = state.store

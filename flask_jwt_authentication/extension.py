@@ -172,11 +172,13 @@ class JWTAuthentication:
         """Validate the configuration, define the tables and register the endpoints
         and the ``flask jwt`` command group on ``app``.
 
-        Creates no table: use ``db.create_all()`` or Flask-Migrate.
+        Creates no table: use ``db.create_all()`` or Flask-Migrate. With
+        ``JWT_AUTH_JWKS_URL`` set, the app only verifies the tokens of another
+        (see :doc:`resource-server`): no database, no tables, no endpoints.
 
         :param app: the application.
         :param db: its Flask-SQLAlchemy object; by default the one registered on
-            the app.
+            the app. Not used in verify-only mode.
         :raises ConfigurationError: a ``JWT_AUTH_*`` setting or a key is invalid.
         :raises RuntimeError: the app is already initialised, or has no database.
         """
@@ -184,6 +186,11 @@ class JWTAuthentication:
             raise RuntimeError(
                 "JWTAuthentication is already initialised on this application."
             )
+        if app.config.get("JWT_AUTH_JWKS_URL"):
+            from .remote import load_state
+
+            app.extensions[EXTENSION_KEY] = load_state(self, app)
+            return
         if db is None:
             db = app.extensions.get("sqlalchemy")
             if db is None:
@@ -436,13 +443,20 @@ def _has_key_setting(app_config: t.Mapping[str, t.Any]) -> bool:
 def get_state(app: Flask | None = None) -> AppState:
     """The extension's state for ``app`` (default: the current app).
 
-    :raises RuntimeError: the extension is not initialised on the app.
+    :raises RuntimeError: the extension is not initialised on the app, or the app
+        is in verify-only mode.
     """
     app = app or current_app
     try:
-        return t.cast(AppState, app.extensions[EXTENSION_KEY])
+        state = app.extensions[EXTENSION_KEY]
     except KeyError:
         raise RuntimeError(
             "JWTAuthentication is not initialised on this application: call"
             " jwt.init_app(app, db=db)."
         ) from None
+    if not isinstance(state, AppState):
+        raise RuntimeError(
+            "This application only verifies tokens (JWT_AUTH_JWKS_URL is set): it"
+            " has no database, sessions or keys of its own."
+        )
+    return state

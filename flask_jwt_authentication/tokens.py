@@ -140,6 +140,30 @@ def _reject_constant(name: str) -> t.NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def _segments(token: object) -> tuple[str, str, str]:
+    """The three segments of a compact JWS, refused early when oversized."""
+    if not isinstance(token, str) or not token:
+        raise InvalidToken("The token is malformed.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("The token is too long.")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken("The token is malformed.")
+    return parts[0], parts[1], parts[2]
+
+
+def unverified_header(token: object) -> dict[str, t.Any]:
+    """The protected header of a compact JWS, parsed as strictly as
+    :func:`verify_signature` does, but not verified.
+
+    Only for choosing where keys come from (the ``kid``) before verification;
+    nothing in it is to be trusted.
+
+    :raises InvalidToken: the token or its header is malformed.
+    """
+    return _json_object(_b64decode(_segments(token)[0]), "header")
+
+
 def verify_signature(
     token: object, keyset: KeySet, algorithm: str
 ) -> tuple[dict[str, t.Any], bytes]:
@@ -152,14 +176,7 @@ def verify_signature(
     :raises InvalidToken: the token is malformed, uses another algorithm, names an
         unknown key, carries critical extensions, or its signature does not verify.
     """
-    if not isinstance(token, str) or not token:
-        raise InvalidToken("The token is malformed.")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidToken("The token is too long.")
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise InvalidToken("The token is malformed.")
-    header_segment, payload_segment, signature_segment = parts
+    header_segment, payload_segment, signature_segment = _segments(token)
     header = _json_object(_b64decode(header_segment), "header")
     payload = _b64decode(payload_segment)
     signature = _b64decode(signature_segment)

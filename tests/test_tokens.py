@@ -1024,8 +1024,9 @@ def _wycheproof_cases() -> list[t.Any]:
                 marks.append(
                     pytest.mark.skip(
                         reason=f"key without a signing alg (use/key_ops "
-                        f"{jwk.get('use') or jwk.get('key_ops')}): keys come from "
-                        "configuration, not JWKs, so use/key_ops have no counterpart"
+                        f"{jwk.get('use') or jwk.get('key_ops')}): the JWKS reader"
+                        " refuses it (test_resource_server.py::"
+                        "test_wycheproof_key_sets)"
                     )
                 )
             elif tc in WYCHEPROOF_DEFECTIVE:

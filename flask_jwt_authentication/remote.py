@@ -1,0 +1,519 @@
+"""Verify-only mode: accept the access tokens of another application (the auth
+server) with the public keys of its JWKS document alone.
+
+An application with ``JWT_AUTH_JWKS_URL`` holds no secret and no database: it
+fetches the JWK Set (RFC 7517 §5) over HTTP, keeps it in memory, and verifies tokens
+exactly as the auth server does, except for revocation, which needs the auth
+server's database (see ``docs/resource-server.rst``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import http.client
+import json
+import logging
+import math
+import threading
+import time
+import typing as t
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from flask import current_app
+from jwt.exceptions import PyJWTError
+
+from . import config
+from . import tokens
+from .errors import ConfigurationError
+from .errors import InvalidToken
+from .errors import TemporarilyUnavailable
+from .extension import EXTENSION_KEY
+from .extension import _missing_user_loader
+from .keys import _PYJWT_ALGORITHMS
+from .keys import ALGORITHMS
+from .keys import MAX_KID_LENGTH
+from .keys import Key
+from .keys import KeySet
+from .keys import _check_key_type
+from .passwords import is_active
+
+if t.TYPE_CHECKING:
+    from http.client import HTTPMessage
+
+    from .extension import JWTAuthentication
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+#: The largest JWKS document read, in bytes.
+MAX_JWKS_SIZE = 1 << 20
+
+#: The public members of each key type (RFC 7518 §6.2.1, §6.3.1; RFC 8037 §2):
+#: nothing else of a JWK is ever handed to a key parser.
+_PUBLIC_MEMBERS: t.Mapping[str, tuple[str, ...]] = {
+    "RSA": ("n", "e"),
+    "EC": ("crv", "x", "y"),
+    "OKP": ("crv", "x"),
+}
+#: Members that only a private or secret key has (RFC 7518 §6.2.2, §6.3.2, §6.4).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: The curve each algorithm needs (RFC 7518 §3.4, RFC 8037 §3.1).
+_CURVES: t.Mapping[str, tuple[str, ...]] = {
+    "ES256": ("P-256",),
+    "ES384": ("P-384",),
+    "ES512": ("P-521",),
+    "EdDSA": ("Ed25519", "Ed448"),
+}
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The primes of the ROCA fingerprint (CVE-2017-15361; Nemec et al., CCS 2017): the
+#: moduli of RSA keys made by the flawed Infineon library are powers of 65537
+#: modulo each of them. A random modulus passes with a probability near 2**-28.
+_ROCA_PRIMES: tuple[int, ...] = (
+    *(3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71),
+    *(73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151),
+    *(157, 163, 167),
+)
+
+
+class JWKSError(Exception):
+    """The JWKS document could not be fetched, or is not a JWK Set."""
+
+
+class UnusableKey(ValueError):
+    """A JWK of the set cannot verify tokens of the configured algorithm; the
+    message says why. Such keys are skipped."""
+
+
+# Reading JWKs -----------------------------------------------------------------------
+
+
+def public_key_from_jwk(jwk: object, algorithm: str) -> Key:
+    """A verifying key from one member of a JWK Set.
+
+    The key must name a ``kid``, be meant for signatures (``use``, ``key_ops``),
+    and fit ``algorithm`` (``alg`` when present, ``kty``, ``crv``, and for RSA at
+    least 2048 bits and no ROCA fingerprint). Only the public members are read:
+    private members such as ``d`` are ignored, so no private key is ever loaded
+    from a JWKS.
+
+    :param jwk: the JWK, as parsed from JSON.
+    :param algorithm: the configured JWS algorithm.
+    :raises UnusableKey: the key cannot verify ``algorithm`` tokens.
+    """
+    family = ALGORITHMS[algorithm][0]
+    if family == "oct":
+        raise UnusableKey(f"{algorithm} needs a shared secret, never published")
+    if not isinstance(jwk, dict):
+        raise UnusableKey("the key is not a JSON object")
+    kid = jwk.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
+        raise UnusableKey("the key has no valid kid")
+    use = jwk.get("use")
+    if use is not None and use != "sig":
+        # RFC 7517 §4.2: an encryption key never verifies a signature.
+        raise UnusableKey(f"key {kid!r} is for use {use!r}, not 'sig'")
+    operations = jwk.get("key_ops")
+    # RFC 7517 §4.3; "sign" too: that is what a (wrongly published) private
+    # signing key lists, and its public part verifies.
+    if operations is not None and (
+        not isinstance(operations, list)
+        or not any(op in ("verify", "sign") for op in operations)
+    ):
+        raise UnusableKey(f"key {kid!r} does not allow the 'verify' operation")
+    alg = jwk.get("alg")
+    if alg is not None and alg != algorithm:
+        raise UnusableKey(f"key {kid!r} is for {alg!r}, not {algorithm}")
+    kty = jwk.get("kty")
+    if kty != family:
+        raise UnusableKey(f"key {kid!r} has kty {kty!r}; {algorithm} needs {family}")
+    curves = _CURVES.get(algorithm)
+    if curves is not None and jwk.get("crv") not in curves:
+        raise UnusableKey(
+            f"key {kid!r} is on curve {jwk.get('crv')!r}; {algorithm} needs "
+            + " or ".join(curves)
+        )
+    public = {"kty": family}
+    for name in _PUBLIC_MEMBERS[family]:
+        value = jwk.get(name)
+        if not isinstance(value, str) or not value:
+            raise UnusableKey(f"key {kid!r} has no valid {name!r} member")
+        public[name] = value
+    if _PRIVATE_MEMBERS & jwk.keys():
+        logger.warning(
+            "The JWKS publishes private key material for key %s; only its public"
+            " part is used. Remove it from the auth server's JWKS at once.",
+            kid,
+        )
+    try:
+        verifying_key = _PYJWT_ALGORITHMS[algorithm].from_jwk(public)
+        _check_key_type(f"JWKS key {kid!r}", algorithm, verifying_key)
+    except ConfigurationError as e:
+        raise UnusableKey(str(e)) from None
+    except (PyJWTError, ValueError, TypeError, KeyError) as e:
+        raise UnusableKey(f"key {kid!r} does not parse ({type(e).__name__})") from None
+    if isinstance(verifying_key, rsa.RSAPublicKey) and has_roca_fingerprint(
+        verifying_key.public_numbers().n
+    ):
+        raise UnusableKey(
+            f"key {kid!r} has the ROCA weakness (CVE-2017-15361): it can be factored"
+        )
+    return Key(
+        kid=kid,
+        algorithm=algorithm,
+        signing_key=None,
+        verifying_key=verifying_key,
+        public_jwk={**public, "kid": kid, "alg": algorithm, "use": "sig"},
+    )
+
+
+@functools.cache
+def _roca_residues() -> tuple[tuple[int, frozenset[int]], ...]:
+    """For each ROCA prime, the powers of 65537 modulo it."""
+    residues = []
+    for prime in _ROCA_PRIMES:
+        powers, power = set(), 1
+        while power not in powers:
+            powers.add(power)
+            power = power * 65537 % prime
+        residues.append((prime, frozenset(powers)))
+    return tuple(residues)
+
+
+def has_roca_fingerprint(modulus: int) -> bool:
+    """Whether an RSA modulus has the fingerprint of the ROCA flaw: its key was
+    made by a library whose primes can be recovered from the public key."""
+    return all(modulus % prime in powers for prime, powers in _roca_residues())
+
+
+def parse_jwks(document: object, algorithm: str) -> tuple[Key, ...]:
+    """The keys of a JWK Set that verify ``algorithm`` tokens, in document order.
+
+    Keys that cannot (see :func:`public_key_from_jwk`) are skipped; of keys sharing
+    a ``kid`` the first is kept.
+
+    :param document: the JWKS document, as parsed from JSON.
+    :param algorithm: the configured JWS algorithm.
+    :raises JWKSError: the document is not a JWK Set.
+    """
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise JWKSError('the document is not a JWK Set (no "keys" list)')
+    keys: dict[str, Key] = {}
+    for jwk in document["keys"]:
+        try:
+            key = public_key_from_jwk(jwk, algorithm)
+        except UnusableKey as e:
+            logger.debug("Skipped a JWKS key: %s.", e)
+            continue
+        if key.kid in keys:
+            logger.warning("The JWKS has several keys %s; the first is used.", key.kid)
+            continue
+        keys[key.kid] = key
+    return tuple(keys.values())
+
+
+# Fetching the JWKS ------------------------------------------------------------------
+
+
+class _RedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to HTTP(S) only, and never from HTTPS down to HTTP."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: t.IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        allowed = {"https"} if req.type == "https" else {"http", "https"}
+        if scheme not in allowed:
+            raise urllib.error.HTTPError(
+                req.full_url, code, f"redirect to {scheme!r} refused", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """An opener for HTTP and HTTPS only (no ``file:``, ``ftp:`` or ``data:``)."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        urllib.request.UnknownHandler(),
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _RedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+def _read(response: t.IO[bytes], deadline: float) -> bytes:
+    """The response body, within the size cap and the deadline."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(65536):
+        size += len(chunk)
+        if size > MAX_JWKS_SIZE:
+            raise JWKSError(f"the document is larger than {MAX_JWKS_SIZE} bytes")
+        if time.monotonic() > deadline:
+            raise JWKSError("the response took too long")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def fetch_jwks(
+    url: str, timeout: float, opener: urllib.request.OpenerDirector | None = None
+) -> object:
+    """``GET`` the JWKS document at ``url`` and parse its JSON.
+
+    :param url: an ``http`` or ``https`` URL.
+    :param timeout: seconds the whole fetch may take.
+    :param opener: the urllib opener; by default one for HTTP(S) only.
+    :raises JWKSError: the server cannot be reached, answers an error, too slowly,
+        too much, or not JSON.
+    """
+    deadline = time.monotonic() + timeout
+    # The scheme is checked at start-up (http or https); the opener handles no
+    # other, and _RedirectHandler follows no redirect to another.
+    request = urllib.request.Request(  # noqa: S310
+        url, headers={"Accept": "application/jwk-set+json, application/json"}
+    )
+    try:
+        with (opener or _opener()).open(request, timeout=timeout) as response:
+            body = _read(response, deadline)
+    except urllib.error.HTTPError as e:
+        raise JWKSError(f"HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        raise JWKSError(str(e.reason)) from None
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        raise JWKSError(f"{type(e).__name__}: {e}") from None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise JWKSError("the response is not JSON") from None
+
+
+def display_url(url: str) -> str:
+    """``url`` for a log line: without credentials, query or fragment."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class RemoteKeys:
+    """The keys of a JWKS endpoint, fetched when needed and kept in memory.
+
+    The document is fetched on first use, again when the cached one is older than
+    ``cache_ttl``, and when a token names a ``kid`` it does not hold (a rotation
+    on the auth server), but never twice within ``min_refresh_interval``, so
+    tokens with made-up kids cannot make it hammer the auth server. A failed
+    fetch keeps the keys already held. Thread-safe: one thread fetches while the
+    others go on with the cached keys, or wait for it when they have none.
+
+    :param url: the JWKS URL.
+    :param algorithm: the configured algorithm; keys for others are skipped.
+    :param cache_ttl: seconds a fetched document is used before it is fetched again.
+    :param min_refresh_interval: the fewest seconds between two fetches.
+    :param timeout: seconds one fetch may take.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        algorithm: str,
+        *,
+        cache_ttl: float,
+        min_refresh_interval: float,
+        timeout: float,
+    ) -> None:
+        self.url = url
+        self.algorithm = algorithm
+        self.cache_ttl = cache_ttl
+        self.min_refresh_interval = min_refresh_interval
+        self.timeout = timeout
+        self._opener = _opener()
+        self._keyset: KeySet | None = None
+        self._fetched_at = -math.inf
+        self._attempted_at = -math.inf
+        self._lock = threading.Lock()
+
+    def keyset(self, kid: object = None) -> KeySet:
+        """The keys to verify a token with header ``kid``, fetched first if needed.
+
+        The first key of the document stands for the current key: a token without
+        ``kid`` is tried against it alone.
+
+        :raises TemporarilyUnavailable: no key could be fetched yet.
+        """
+        asked_at = time.monotonic()
+        keyset = self._keyset
+        if keyset is None or _unknown(keyset, kid):
+            self._refresh(asked_at, wait=True)
+        elif asked_at - self._fetched_at >= self.cache_ttl:
+            self._refresh(asked_at, wait=False)
+        keyset = self._keyset
+        if keyset is None:
+            raise TemporarilyUnavailable(
+                "The keys that verify tokens cannot be fetched; try again shortly.",
+                retry_after=self._retry_after(),
+            )
+        return keyset
+
+    def _retry_after(self) -> int:
+        since = time.monotonic() - self._attempted_at
+        return max(1, math.ceil(self.min_refresh_interval - since))
+
+    def _refresh(self, asked_at: float, *, wait: bool) -> None:
+        if not self._lock.acquire(blocking=wait):
+            return  # another thread is fetching; go on with the cached keys
+        try:
+            if self._attempted_at >= asked_at:
+                return  # fetched (or tried) while this thread waited
+            started = time.monotonic()
+            if started - self._attempted_at < self.min_refresh_interval:
+                return
+            self._attempted_at = started
+            self._fetch(started)
+        finally:
+            self._lock.release()
+
+    def _fetch(self, started: float) -> None:
+        url = display_url(self.url)
+        try:
+            document = fetch_jwks(self.url, self.timeout, self._opener)
+            keys = parse_jwks(document, self.algorithm)
+        except JWKSError as e:
+            held = len(self._keyset.by_kid) if self._keyset is not None else 0
+            logger.warning(
+                "Could not fetch the JWKS at %s (%s); keeping the %d keys held.",
+                url,
+                e,
+                held,
+            )
+            return
+        if not keys:
+            logger.error("The JWKS at %s has no key for %s.", url, self.algorithm)
+        self._keyset = KeySet(current=keys[0], next=keys[1:]) if keys else None
+        self._fetched_at = started
+
+
+def _unknown(keyset: KeySet, kid: object) -> bool:
+    """Whether ``kid`` could be a key the cached set does not hold yet."""
+    return (
+        isinstance(kid, str)
+        and 0 < len(kid) <= MAX_KID_LENGTH
+        and kid not in keyset.by_kid
+    )
+
+
+# The application's state -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class VerifyOnlyState:
+    """What the extension keeps for an application in verify-only mode, under
+    ``app.extensions["jwt_authentication"]``: settings and the remote keys, no
+    database."""
+
+    extension: JWTAuthentication
+    settings: config.Settings
+    keys: RemoteKeys
+
+    def decode(self, token: str) -> dict[str, t.Any]:
+        """Verify an access token with the JWKS keys and return its claims.
+
+        The same checks as :func:`.tokens.decode`; revocation is not checked.
+
+        :raises InvalidToken: the token is not a valid access token.
+        :raises TemporarilyUnavailable: no key could be fetched yet.
+        """
+        header = tokens.unverified_header(token)
+        # Only a token that could verify may make us fetch for its kid.
+        fits = header.get("alg") == self.settings.algorithm
+        kid = header.get("kid") if fits else None
+        return tokens.decode(token, self.settings, self.keys.keyset(kid))
+
+    def load_user(self, identity: t.Any) -> t.Any:
+        """The user loader's result for ``identity``; ``None`` without a loader.
+
+        :raises InvalidToken: the loader found no user, or a disabled one.
+        """
+        loader = self.extension._user_loader
+        if loader is _missing_user_loader:
+            return None
+        user = loader(identity)
+        if user is None or not is_active(user):
+            raise InvalidToken("The token's user is unknown or disabled.")
+        return user
+
+
+def _jwks_url(app_config: t.Mapping[str, t.Any]) -> str:
+    url = app_config.get("JWT_AUTH_JWKS_URL")
+    if not isinstance(url, str):
+        raise ConfigurationError("JWT_AUTH_JWKS_URL must be a string (a URL).")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        scheme, host = parts.scheme.lower(), parts.hostname
+    except ValueError:
+        scheme, host = "", None
+    if scheme not in ("http", "https") or not host:
+        raise ConfigurationError(
+            f"JWT_AUTH_JWKS_URL must be an http(s) URL with a host, got {url!r}."
+        )
+    if scheme == "http" and host not in _LOOPBACK_HOSTS:
+        logger.warning(
+            "JWT_AUTH_JWKS_URL %s is plain HTTP: whoever can alter the traffic can"
+            " make this application accept their tokens. Use https.",
+            display_url(url),
+        )
+    return url
+
+
+def load_state(extension: JWTAuthentication, app: Flask) -> VerifyOnlyState:
+    """Validate the verify-only configuration of ``app`` and build its state.
+
+    :raises ConfigurationError: the algorithm is an HMAC one, the issuer is not
+        set, or a ``JWT_AUTH_JWKS_*`` setting is invalid.
+    """
+    app_config = app.config
+    settings = config.load_settings(app_config, app.name)
+    if ALGORITHMS[settings.algorithm][0] == "oct":
+        raise ConfigurationError(
+            f"JWT_AUTH_ALGORITHM {settings.algorithm} cannot be used with"
+            " JWT_AUTH_JWKS_URL: a JWKS never publishes an HMAC secret. Use the"
+            " auth server's asymmetric algorithm (RS256, ES256, ...)."
+        )
+    issuer = app_config.get("JWT_AUTH_ISSUER")
+    if not isinstance(issuer, str) or not issuer:
+        raise ConfigurationError(
+            "JWT_AUTH_ISSUER is required with JWT_AUTH_JWKS_URL: set it to the"
+            " issuer the auth server writes (its JWT_AUTH_ISSUER)."
+        )
+    keys = RemoteKeys(
+        _jwks_url(app_config),
+        settings.algorithm,
+        cache_ttl=config._whole(app_config, "JWT_AUTH_JWKS_CACHE_TTL", minimum=1),
+        min_refresh_interval=config._whole(
+            app_config, "JWT_AUTH_JWKS_MIN_REFRESH_INTERVAL", minimum=1
+        ),
+        timeout=config._whole(app_config, "JWT_AUTH_JWKS_TIMEOUT", minimum=1),
+    )
+    return VerifyOnlyState(extension=extension, settings=settings, keys=keys)
+
+
+def verify_only_state(app: Flask | None = None) -> VerifyOnlyState | None:
+    """The verify-only state of ``app`` (default: the current app), or ``None``
+    for an application that issues tokens itself."""
+    state = (app or current_app).extensions.get(EXTENSION_KEY)
+    return state if isinstance(state, VerifyOnlyState) else None
