@@ -32,6 +32,7 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_KEYS_REFRESH_INTERVAL": 5,
     "JWT_AUTH_LEEWAY": 0,
     "JWT_AUTH_MAX_BODY_SIZE": 16384,
+    "JWT_AUTH_OPENAPI": False,
     "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE": "password_hash",
     "JWT_AUTH_PRIVATE_KEY": None,
     "JWT_AUTH_PUBLIC_KEY": None,
@@ -69,6 +70,8 @@ class Settings:
     url_prefix: str = "/jwt-authentication/api/auth"
     realm: str = "flask-jwt-authentication"
     max_body_size: int = 16384
+    #: Whether ``{prefix}/openapi.json`` serves the OpenAPI document.
+    openapi: bool = False
     password_hash_attribute: str = "password_hash"
     #: Cookie mode: the refresh token travels in an HttpOnly cookie, not the body.
     refresh_cookie: bool = False
@@ -223,6 +226,7 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
             config, "JWT_AUTH_MAX_BODY_SIZE", minimum=256, unit="bytes"
         ),
         password_hash_attribute=attribute,
+        openapi=_flag(config, "JWT_AUTH_OPENAPI"),
         refresh_cookie=_flag(config, "JWT_AUTH_REFRESH_COOKIE"),
         refresh_cookie_name=_token(config, "JWT_AUTH_REFRESH_COOKIE_NAME"),
         refresh_cookie_csrf_header=_token(

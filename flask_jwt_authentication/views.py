@@ -558,6 +558,10 @@ def make_blueprint(settings: Settings) -> Blueprint:
         f"{prefix}/sessions/<session_id>": ("session", {"DELETE": revoke_one_session}),
         "/.well-known/jwks.json": ("jwks", {"GET": jwks, "HEAD": jwks}),
     }
+    if settings.openapi:
+        from .openapi import serve_document
+
+        routes[f"{prefix}/openapi.json"] = ("openapi", {"GET": serve_document})
 
     def register(state: BlueprintSetupState) -> None:
         # Flask's add_url_rule always restricts methods; a Werkzeug rule without

@@ -19,6 +19,7 @@ import types
 import typing as t
 from pathlib import Path
 
+import openapi_conformance
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -497,3 +498,16 @@ def screenshot(request: pytest.FixtureRequest) -> t.Callable[[t.Any, str], Path]
         return path
 
     return take
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_openapi_document() -> t.Iterator[None]:
+    """Every response of the extension's endpoints during the test, in any app,
+    matches the app's OpenAPI document (see ``openapi_conformance.py``)."""
+    with openapi_conformance.recording() as violations:
+        yield
+    if violations:
+        pytest.fail(
+            "Responses the OpenAPI document does not allow:\n" + "\n".join(violations),
+            pytrace=False,
+        )
