@@ -120,7 +120,7 @@ def generate_key(algorithm: str | None, make_current: bool) -> None:
     try:
         key = store.generate(algorithm, state=NEXT)
         if make_current:
-            store.rotate(algorithm, retire_after=_retire_after(state), kid=key.kid)
+            store.rotate(algorithm, retire_after=retire_after(state), kid=key.kid)
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from None
     state.keys.invalidate()
@@ -133,8 +133,10 @@ def generate_key(algorithm: str | None, make_current: bool) -> None:
         )
 
 
-def _retire_after(state: AppState) -> int:
-    # Tokens the old key signed live at most the access TTL (plus the leeway).
+def retire_after(state: AppState) -> int:
+    """Until when a key that stops signing now must keep verifying: the tokens
+    it signed live at most the access TTL, plus the leeway. The admin's rotation
+    uses it too."""
     return int(time.time()) + state.settings.access_token_ttl + state.settings.leeway
 
 
@@ -166,14 +168,14 @@ def rotate_keys() -> None:
     state, store = _keystore()
     try:
         current, previous = store.rotate(
-            state.settings.algorithm, retire_after=_retire_after(state)
+            state.settings.algorithm, retire_after=retire_after(state)
         )
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from None
     state.keys.invalidate()
     click.echo(f"Key {current} now signs.")
     if previous is not None:
-        click.echo(f"Key {previous} verifies until {_when(_retire_after(state))}.")
+        click.echo(f"Key {previous} verifies until {_when(retire_after(state))}.")
     click.echo(f"Every worker follows within {state.settings.keys_refresh_interval} s.")
 
 

@@ -109,6 +109,8 @@ class StoredKey:
     created_at: int
     activated_at: int | None
     retire_after: int | None
+    #: The public JWK (RFC 7517), ``None`` for HMAC secrets.
+    public_jwk: dict[str, t.Any] | None = None
 
 
 class KeyStore:
@@ -164,9 +166,18 @@ class KeyStore:
                 c.created_at,
                 c.activated_at,
                 c.retire_after,
+                c.public_jwk,
             ).order_by(c.created_at.desc(), c.kid)
         )
-        return [StoredKey(**row._mapping) for row in rows]
+        return [
+            StoredKey(
+                **{
+                    **row._mapping,
+                    "public_jwk": json.loads(row.public_jwk or "null"),
+                }
+            )
+            for row in rows
+        ]
 
     def rotate(
         self, algorithm: str, *, retire_after: int, kid: str | None = None

@@ -88,6 +88,35 @@ class SessionInfo:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class SessionRecord:
+    """A login session as the administration lists it: who, when, from where,
+    and whether it was revoked; never a token or a token's hash.
+
+    Times are seconds since the epoch.
+    """
+
+    id: str
+    #: The user's identity, JSON-encoded as stored.
+    user_key: str
+    created_at: int
+    last_used_at: int
+    expires_at: int
+    revoked_at: int | None
+    revoke_reason: str | None
+    client_ip: str | None
+    user_agent: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RevokedTokenRecord:
+    """A revoked access token's ``jti``, kept until the token expires."""
+
+    jti: str
+    revoked_at: int
+    expires_at: int
+
+
 class Store:
     """The queries of one application's tables.
 
@@ -171,6 +200,30 @@ class Store:
         :returns: the session id and the refresh token (the only time it exists in
             plain text).
         """
+        session_id = self.insert_session(
+            user_key,
+            now=now,
+            expires_at=expires_at,
+            client_ip=client_ip,
+            user_agent=user_agent,
+        )
+        return session_id, self._insert_refresh_token(session_id, now, expires_at)
+
+    def insert_session(
+        self,
+        user_key: str,
+        *,
+        now: int,
+        expires_at: int,
+        client_ip: str | None,
+        user_agent: str | None,
+    ) -> uuid.UUID:
+        """Insert a login session without a refresh token (the admin's sign-in
+        keeps its session in a cookie instead).
+
+        :param expires_at: when the session ends.
+        :returns: the session id.
+        """
         session_id = uuid.uuid4()
         self.db.session.execute(
             sa.insert(self.tables.sessions).values(
@@ -183,7 +236,7 @@ class Store:
                 user_agent=(user_agent or None) and user_agent[:255],
             )
         )
-        return session_id, self._insert_refresh_token(session_id, now, expires_at)
+        return session_id
 
     def _insert_refresh_token(
         self,
@@ -369,6 +422,109 @@ class Store:
                 jti=jti, revoked_at=now, expires_at=expires_at
             )
         )
+
+    # Administration ---------------------------------------------------------------
+
+    def live_session_owner(self, session_id: uuid.UUID, *, now: int) -> str | None:
+        """The stored identity of a session that is neither revoked nor expired,
+        or ``None``."""
+        s = self.tables.sessions
+        return self.db.session.execute(
+            sa.select(s.c.user_id).where(
+                s.c.id == session_id,
+                s.c.revoked_at.is_(None),
+                s.c.expires_at > now,
+            )
+        ).scalar()
+
+    def _unexpired_sessions(
+        self, user_keys: t.Sequence[str] | None, now: int
+    ) -> sa.ColumnElement[bool]:
+        s = self.tables.sessions
+        condition = s.c.expires_at > now
+        if user_keys is not None:
+            condition = sa.and_(condition, s.c.user_id.in_(list(user_keys)))
+        return condition
+
+    def session_records(
+        self,
+        *,
+        user_keys: t.Sequence[str] | None,
+        now: int,
+        limit: int,
+        offset: int = 0,
+    ) -> list[SessionRecord]:
+        """Unexpired sessions, revoked ones included, most recently used first.
+
+        :param user_keys: only the sessions of these stored identities; ``None``:
+            every user's.
+        """
+        s = self.tables.sessions
+        rows = self.db.session.execute(
+            sa.select(
+                s.c.id,
+                s.c.user_id,
+                s.c.created_at,
+                s.c.last_used_at,
+                s.c.expires_at,
+                s.c.revoked_at,
+                s.c.revoke_reason,
+                s.c.client_ip,
+                s.c.user_agent,
+            )
+            .where(self._unexpired_sessions(user_keys, now))
+            .order_by(s.c.last_used_at.desc(), s.c.created_at.desc(), s.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [
+            SessionRecord(
+                id=str(row.id),
+                user_key=row.user_id,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                expires_at=row.expires_at,
+                revoked_at=row.revoked_at,
+                revoke_reason=row.revoke_reason,
+                client_ip=row.client_ip,
+                user_agent=row.user_agent,
+            )
+            for row in rows
+        ]
+
+    def count_session_records(
+        self, *, user_keys: t.Sequence[str] | None, now: int
+    ) -> int:
+        """How many sessions :meth:`session_records` would list in all."""
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(self.tables.sessions)
+            .where(self._unexpired_sessions(user_keys, now))
+        )
+        return int(self.db.session.execute(statement).scalar_one())
+
+    def revoked_token_records(
+        self, *, limit: int, offset: int = 0
+    ) -> list[RevokedTokenRecord]:
+        """Revoked access-token ids, most recently revoked first."""
+        r = self.tables.revoked_tokens
+        rows = self.db.session.execute(
+            sa.select(r.c.jti, r.c.revoked_at, r.c.expires_at)
+            .order_by(r.c.revoked_at.desc(), r.c.jti)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [
+            RevokedTokenRecord(
+                jti=row.jti, revoked_at=row.revoked_at, expires_at=row.expires_at
+            )
+            for row in rows
+        ]
+
+    def count_revoked_tokens(self) -> int:
+        """How many revoked access-token ids are stored."""
+        statement = sa.select(sa.func.count()).select_from(self.tables.revoked_tokens)
+        return int(self.db.session.execute(statement).scalar_one())
 
     # Maintenance ------------------------------------------------------------------
 

@@ -216,13 +216,18 @@ def _presented_refresh_token(settings: Settings) -> str:
     cookie = request.cookies.get(settings.refresh_cookie_name)
     if not cookie:
         raise InvalidRequest("Send the refresh token in the body or its cookie.")
-    if not request.headers.get(settings.refresh_cookie_csrf_header):
-        raise AccessDenied(
-            f"A refresh with the cookie needs the {settings.refresh_cookie_csrf_header}"
-            " header."
-        )
+    _require_csrf_header(settings, "A refresh with the cookie")
     field = {"refresh_token": cookie}
     return t.cast(str, _string_field(field, "refresh_token", MAX_REFRESH_TOKEN_LENGTH))
+
+
+def _require_csrf_header(settings: Settings, what: str) -> None:
+    """Cookie mode: refuse a request without the custom header (see
+    :func:`_presented_refresh_token`)."""
+    if not request.headers.get(settings.refresh_cookie_csrf_header):
+        raise AccessDenied(
+            f"{what} needs the {settings.refresh_cookie_csrf_header} header."
+        )
 
 
 def login() -> Response:
@@ -230,8 +235,50 @@ def login() -> Response:
     state = get_state()
     key = state.keyset.current  # before any database work, see _issue
     body = _read_json_object()
+    if state.settings.refresh_cookie:
+        # The answer sets the refresh cookie: a cross-site form must not log the
+        # browser in to an account of the attacker's choosing (login CSRF).
+        _require_csrf_header(state.settings, "A log-in in cookie mode")
     raw_username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
     password = t.cast(str, _string_field(body, "password", MAX_PASSWORD_LENGTH))
+    user = check_login(state, raw_username, password)
+    ext, store = state.extension, state.store
+    if not ext.has_permission(user, ACCESS_PERMISSION):
+        raise AccessDenied("You may not obtain tokens.")
+    now = int(time.time())
+    expires_at = state.settings.refresh_expiry(now, now)
+    with store.unavailable_on_error():
+        session_id, refresh_token = store.start_session(
+            state.extension._user_key(user),
+            now=now,
+            expires_at=expires_at,
+            client_ip=request.remote_addr,
+            user_agent=request.user_agent.string,
+        )
+        response, _ = _issue(
+            state, user, str(session_id), refresh_token, now, expires_at, key
+        )
+    return response
+
+
+def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
+    """The user a username and password belong to, checked the way every log-in
+    is: ``POST {prefix}/tokens`` and the admin's sign-in page both come here.
+
+    The attempt is counted against the flood limits before the password is
+    checked; every failure costs one hash verification and raises the same
+    error; a success clears the username's counter. No permission is checked.
+
+    :param state: the application's state.
+    :param raw_username: the username as sent (normalised here).
+    :param password: the password as sent.
+    :returns: the user.
+    :raises InvalidRequest: the username is empty once normalised.
+    :raises TooManyRequests: a flood limit is exhausted; nothing was checked.
+    :raises TemporarilyUnavailable: the user lookup hit a database outage; the
+        attempt is not counted.
+    :raises InvalidGrant: unknown user, wrong password or disabled user.
+    """
     ext, store = state.extension, state.store
     username = ext._username_normalizer(raw_username)
     if not username:
@@ -272,22 +319,7 @@ def login() -> Response:
         # One answer for every failure, so it tells nothing of which one it was.
         raise InvalidGrant("Invalid username or password.")
     reservation.succeeded()
-    if not ext.has_permission(user, ACCESS_PERMISSION):
-        raise AccessDenied("You may not obtain tokens.")
-    now = int(time.time())
-    expires_at = state.settings.refresh_expiry(now, now)
-    with store.unavailable_on_error():
-        session_id, refresh_token = store.start_session(
-            state.extension._user_key(user),
-            now=now,
-            expires_at=expires_at,
-            client_ip=request.remote_addr,
-            user_agent=request.user_agent.string,
-        )
-        response, _ = _issue(
-            state, user, str(session_id), refresh_token, now, expires_at, key
-        )
-    return response
+    return user
 
 
 def _client_address() -> str:

@@ -752,7 +752,12 @@ def test_refresh_with_the_refresh_cookie(make_app: t.Callable[..., AppEnv]) -> N
     env.create_user("alice")
     client = env.app.test_client()
     https = {"base_url": "https://localhost"}
-    r = client.post(TOKENS, json={"username": "alice", "password": PASSWORD}, **https)
+    r = client.post(
+        TOKENS,
+        json={"username": "alice", "password": PASSWORD},
+        headers={"X-Requested-With": "XMLHttpRequest"},
+        **https,
+    )
     assert r.status_code == 200
     assert r.headers["Cache-Control"] == "no-store"
     body = r.get_json()
@@ -777,6 +782,23 @@ def test_refresh_with_the_refresh_cookie(make_app: t.Callable[..., AppEnv]) -> N
         **https,
     )
     assert_error(r, 401, "invalid_grant")
+
+
+def test_cookie_mode_login_needs_the_custom_header(
+    make_app: t.Callable[..., AppEnv],
+) -> None:
+    """Login CSRF: a cross-site form (text/plain, no custom header) cannot log the
+    browser in to an account of the attacker's choosing: its answer would set the
+    refresh cookie."""
+    env = make_app(JWT_AUTH_REFRESH_COOKIE=True)
+    env.create_user("alice")
+    client = env.app.test_client()
+    body = json.dumps({"username": "alice", "password": PASSWORD})
+    with nothing_written(env):
+        r = client.post(TOKENS, data=body, content_type="text/plain")
+    assert_error(r, 403, "access_denied")
+    assert "X-Requested-With" in r.get_json()["error_description"]
+    assert "Set-Cookie" not in r.headers
 
 
 # POST {prefix}/logout --------------------------------------------------------------

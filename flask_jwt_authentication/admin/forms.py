@@ -1,0 +1,145 @@
+"""The admin's forms. Every one carries a CSRF token bound to the browser's
+session (Flask-Admin's :class:`~flask_admin.form.SecureForm`), so a page of
+another site cannot post them."""
+
+from __future__ import annotations
+
+import typing as t
+
+from flask_admin.form import SecureForm  # type: ignore[import-untyped]
+from wtforms import Field  # type: ignore[import-untyped]
+from wtforms import Form
+from wtforms import HiddenField
+from wtforms import IntegerField
+from wtforms import PasswordField
+from wtforms import SelectChoice
+from wtforms import SelectField
+from wtforms import StringField
+from wtforms.validators import InputRequired  # type: ignore[import-untyped]
+from wtforms.validators import Length
+from wtforms.validators import Optional
+from wtforms.validators import ValidationError
+
+from ..keys import ALGORITHMS
+from ..views import MAX_PASSWORD_LENGTH
+from ..views import MAX_USERNAME_LENGTH
+
+#: The longest text a settings field takes.
+MAX_TEXT_LENGTH = 255
+
+
+def printable(form: Form, field: Field) -> None:
+    """Refuse NUL and lone surrogates, as the API does: they cannot be stored or
+    compared reliably."""
+    value = field.data
+    if isinstance(value, str) and (
+        "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value)
+    ):
+        raise ValidationError("This field contains characters that are not allowed.")
+
+
+class SignInForm(SecureForm):  # type: ignore[misc]
+    """Username and password, checked like ``POST {prefix}/tokens``."""
+
+    username = StringField(
+        "Username",
+        [InputRequired(), Length(max=MAX_USERNAME_LENGTH), printable],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    password = PasswordField(
+        "Password",
+        [InputRequired(), Length(max=MAX_PASSWORD_LENGTH), printable],
+        render_kw={"autocomplete": "current-password"},
+    )
+    next = HiddenField()
+
+
+class ActionForm(SecureForm):  # type: ignore[misc]
+    """A button that changes something: only the CSRF token (sign out)."""
+
+
+class KeyAlgorithmForm(SecureForm):  # type: ignore[misc]
+    """Generate a next key of an algorithm, or rotate that algorithm's keys."""
+
+    algorithm = SelectField("Algorithm", choices=list(ALGORITHMS))
+
+
+class KeyForm(SecureForm):  # type: ignore[misc]
+    """An action on one key (retire)."""
+
+    kid = HiddenField("Key id", [InputRequired(), Length(max=128), printable])
+
+
+class SessionForm(SecureForm):  # type: ignore[misc]
+    """An action on one login session (revoke)."""
+
+    session_id = HiddenField("Session", [InputRequired(), Length(max=64)])
+    q = HiddenField("Search", [Optional(), Length(max=MAX_USERNAME_LENGTH)])
+
+
+class UserSessionsForm(SecureForm):  # type: ignore[misc]
+    """An action on every login session of one user (revoke all)."""
+
+    user_key = HiddenField("User", [InputRequired(), Length(max=255)])
+    q = HiddenField("Search", [Optional(), Length(max=MAX_USERNAME_LENGTH)])
+
+
+def _text(label: str, description: str) -> StringField:
+    return StringField(
+        label,
+        [Optional(), Length(max=MAX_TEXT_LENGTH), printable],
+        description=description,
+    )
+
+
+def _seconds(label: str, description: str) -> IntegerField:
+    return IntegerField(label, [Optional()], description=description)
+
+
+class SettingsForm(SecureForm):  # type: ignore[misc]
+    """The settings editable at run time; an empty field means "the configured
+    default".
+
+    :attr:`FIELDS` maps each field to its ``JWT_AUTH_*`` name.
+    """
+
+    algorithm = SelectField(
+        "Algorithm",
+        choices=[SelectChoice("", "(default)"), *map(SelectChoice, ALGORITHMS)],
+        description="Signs new tokens; needs a key of that algorithm.",
+    )
+    access_token_ttl = _seconds("Access token lifetime", "Seconds, from 30 to 86400.")
+    refresh_token_ttl = _seconds(
+        "Refresh token lifetime",
+        "Seconds a login session lasts unused; longer than the access token's.",
+    )
+    issuer = _text("Issuer", "The iss claim of new tokens.")
+    audience = _text(
+        "Audience", "Comma-separated; the first is written into new tokens."
+    )
+    leeway = _seconds("Leeway", "Seconds of clock skew tolerated, up to 300.")
+    flood_ip_limit = _text("Failed log-ins per address", "Such as 50 per hour.")
+    flood_user_limit = _text("Failed log-ins per username", "Such as 5 per 5 minutes.")
+    flood_refresh_limit = _text("Failed refreshes per address", "Such as 100 per hour.")
+
+    FIELDS: t.ClassVar[dict[str, str]] = {
+        "algorithm": "JWT_AUTH_ALGORITHM",
+        "access_token_ttl": "JWT_AUTH_ACCESS_TOKEN_TTL",
+        "refresh_token_ttl": "JWT_AUTH_REFRESH_TOKEN_TTL",
+        "issuer": "JWT_AUTH_ISSUER",
+        "audience": "JWT_AUTH_AUDIENCE",
+        "leeway": "JWT_AUTH_LEEWAY",
+        "flood_ip_limit": "JWT_AUTH_FLOOD_IP_LIMIT",
+        "flood_user_limit": "JWT_AUTH_FLOOD_USER_LIMIT",
+        "flood_refresh_limit": "JWT_AUTH_FLOOD_REFRESH_LIMIT",
+    }
+
+    def value_of(self, field_name: str) -> t.Any:
+        """The field's value as a stored override: ``None`` for an empty field,
+        a list for the audience, stripped text otherwise."""
+        data = self[field_name].data
+        if isinstance(data, str):
+            data = data.strip()
+            if field_name == "audience":
+                data = [a.strip() for a in data.split(",") if a.strip()]
+        return data if data not in ("", [], None) else None
