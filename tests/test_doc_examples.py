@@ -703,3 +703,12 @@ def test_single_page_app_commands(tmp_path: Path) -> None:
         assert response.status == 200, body
         assert "refresh_token" not in body
         assert "HttpOnly" in (response.getheader("Set-Cookie") or "")
+
+
+def test_settings_examples(tmp_path: Path) -> None:
+    """``flask jwt settings`` as docs/cli.rst shows it, on a new database."""
+    env = shell_env(
+        FLASK_APP=str(EXAMPLE_APP),
+        FLASK_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'app.db'}",
+    )
+    Transcript(env, tmp_path).run_all(read_steps(EXAMPLES / "settings.console"))
