@@ -69,14 +69,8 @@ PASSWORD = "correct horse battery staple"
 
 
 @contextlib.contextmanager
-def example_module(filename: str) -> t.Iterator[types.ModuleType]:
-    """Import ``examples/<filename>`` under a name of its own, for the test's time.
-
-    The examples are files, not a package: tests import them as a reader would
-    run them.
-    """
-    name = "flask_jwt_authentication_example_" + filename.removesuffix(".py")
-    path = Path(__file__).parent.parent / "examples" / filename
+def import_file(path: Path, name: str) -> t.Iterator[types.ModuleType]:
+    """Import the Python file ``path`` as the module ``name``, for the test's time."""
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
@@ -87,6 +81,20 @@ def example_module(filename: str) -> t.Iterator[types.ModuleType]:
         yield module
     finally:
         del sys.modules[name]
+
+
+def example_module(
+    filename: str,
+) -> contextlib.AbstractContextManager[types.ModuleType]:
+    """Import ``examples/<filename>`` under a name of its own, for the test's time.
+
+    The examples are files, not a package: tests import them as a reader would
+    run them.
+    """
+    return import_file(
+        Path(__file__).parent.parent / "examples" / filename,
+        "flask_jwt_authentication_example_" + filename.removesuffix(".py"),
+    )
 
 
 def key_path(name: str) -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.client
-import importlib.util
 import json
 import os
 import re
@@ -44,6 +43,7 @@ from conftest import PREFIX
 from conftest import AppEnv
 from conftest import example_module
 from conftest import http_call
+from conftest import import_file
 from cryptography.fernet import Fernet
 
 from flask_jwt_authentication.migrations import VERSIONS
@@ -211,20 +211,12 @@ class Transcript:
         return re.compile("".join(parts)), new_kids
 
 
-@contextlib.contextmanager
-def doc_example(filename: str) -> t.Iterator[types.ModuleType]:
+def doc_example(filename: str) -> contextlib.AbstractContextManager[types.ModuleType]:
     """Import ``docs/examples/<filename>`` under a name of its own."""
-    name = "flask_jwt_authentication_doc_example_" + filename.removesuffix(".py")
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / filename)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        del sys.modules[name]
+    return import_file(
+        EXAMPLES / filename,
+        "flask_jwt_authentication_doc_example_" + filename.removesuffix(".py"),
+    )
 
 
 def free_port() -> int:
