@@ -226,6 +226,7 @@ class JWTAuthentication:
                 configured_keys=functools.partial(_keys_for, app.config, encryption),
             ),
         )
+        app.before_request(app.extensions[EXTENSION_KEY].overrides.refresh)
         from .cli import jwt_cli
         from .views import make_blueprint
 

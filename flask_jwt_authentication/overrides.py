@@ -25,6 +25,7 @@ import typing as t
 import limits
 import sqlalchemy as sa
 from flask import has_app_context
+from flask import has_request_context
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.pool import StaticPool
@@ -125,14 +126,31 @@ class SettingsStore:
     # Reading -------------------------------------------------------------------------
 
     def settings(self) -> config.Settings:
-        """The effective settings, reloaded first if older than the interval.
+        """The effective settings.
 
-        Outside an application context the settings in memory are returned as
-        they are.
+        In a request they are those :meth:`refresh` loaded when it began; in an
+        application context without a request (a command, a shell) they are
+        reloaded first if older than the interval; outside any context they are
+        returned as they are.
         """
-        if time.monotonic() >= self._next_load and has_app_context():
+        if (
+            time.monotonic() >= self._next_load
+            and has_app_context()
+            and not has_request_context()
+        ):
             self._reload()
         return self._settings
+
+    def refresh(self) -> None:
+        """Reload the stored overrides if they are older than the interval.
+
+        Runs before each request (``before_request``), before the request takes
+        a database connection: a reload needs a pooled connection of its own,
+        and waiting for one while holding another (and perhaps a write lock)
+        could stall every request once the pool is exhausted.
+        """
+        if time.monotonic() >= self._next_load:
+            self._reload()
 
     def defaults(self) -> dict[str, t.Any]:
         """The editable settings as the configuration gives them."""

@@ -311,3 +311,22 @@ def test_the_settings_commands_refuse_invalid_values(
     assert result.exit_code != 0
     assert message in result.output
     assert stored_rows(env) == {}
+
+
+def test_settings_reload_before_a_request_never_during_one(env: AppEnv) -> None:
+    """A reload takes a pooled connection of its own: in the middle of a request,
+    which may hold another connection and a write lock, waiting for one could
+    stall every request once the pool is exhausted. So a request reloads at its
+    start only."""
+    save(env, JWT_AUTH_ACCESS_TOKEN_TTL=600)
+    with env.app.test_request_context():
+        overrides = get_state().overrides
+        overrides._next_load = 0.0  # stale
+        settings, statements = count(env, lambda: get_state().settings)
+        assert settings.access_token_ttl == 600
+        assert statements == []
+    client = env.app.test_client()
+    overrides._next_load = 0.0
+    response, statements = count(env, lambda: client.get("/api/optional"))
+    assert response.status_code == 200
+    assert [s for s in statements if TABLE in s], statements
