@@ -226,7 +226,11 @@ class JWTAuthentication:
                 configured_keys=functools.partial(_keys_for, app.config, encryption),
             ),
         )
+        # Reloads happen before a request takes a database connection, never
+        # in the middle of one (see KeyRing.refresh); settings first, since a
+        # change of algorithm switches the key ring.
         app.before_request(app.extensions[EXTENSION_KEY].overrides.refresh)
+        app.before_request(ring.refresh)
         from .cli import jwt_cli
         from .views import make_blueprint
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import has_request_context
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.pool import StaticPool
@@ -286,11 +287,17 @@ class KeyRing:
         self._lock = threading.Lock()
 
     def keyset(self) -> KeySet:
-        """The current key set, reloaded first if it is older than the interval.
+        """The current key set.
+
+        In a request it is the one :meth:`refresh` loaded when the request began
+        (or, with none loaded yet, one loaded now); elsewhere it is reloaded first
+        if older than the interval.
 
         :raises TemporarilyUnavailable: there is no signing key at all yet.
         """
-        if time.monotonic() >= self._next_load:
+        if time.monotonic() >= self._next_load and (
+            self._keyset is None or not has_request_context()
+        ):
             self._reload()
         if self._keyset is None:
             logger.error(
@@ -298,6 +305,17 @@ class KeyRing:
             )
             raise TemporarilyUnavailable("No signing key is available.")
         return self._keyset
+
+    def refresh(self) -> None:
+        """Reload the stored keys if they are older than the interval.
+
+        Runs before each request (``before_request``), before the request takes
+        a database connection: a reload needs a pooled connection of its own,
+        and waiting for one while holding another (and perhaps a write lock)
+        could stall every request once the pool is exhausted.
+        """
+        if time.monotonic() >= self._next_load:
+            self._reload()
 
     def use_algorithm(self, algorithm: str, configured: KeySet | None) -> None:
         """Sign and verify with ``algorithm`` from now on (a run-time settings
