@@ -1,5 +1,4 @@
-"""How fast ``flask jwt cleanup`` deletes, and what it costs concurrent requests
-(issue 6).
+"""How fast ``flask jwt cleanup`` deletes, and what it costs concurrent requests.
 
     python benchmarks/cleanup.py [--rows N | --quick] [--batch-size 1000]
                                  [--threads 4] [--backend sqlite|postgresql|all]

@@ -1,5 +1,5 @@
 """What ``@jwt_required`` and the token endpoints cost on the server, measured
-side by side with a raw-PyJWT floor and with Flask-JWT-Extended (issue 9).
+side by side with a raw-PyJWT floor and with Flask-JWT-Extended.
 
     pip install -e '.[benchmark]'
     python benchmarks/protected_request.py [--quick] [--test-client]

@@ -1,4 +1,4 @@
-"""Brute-force limits on the token endpoints (CONTRACT §2, §5; issue 3).
+"""Brute-force limits on the token endpoints (CONTRACT §2, §5).
 
 Failed log-ins are limited per username (``JWT_AUTH_FLOOD_USER_LIMIT``, 5 per 5
 minutes) and per client address (``JWT_AUTH_FLOOD_IP_LIMIT``, 50 per hour), failed

@@ -1,4 +1,4 @@
-"""Login sessions (issue 6): idle and absolute lifetimes, the grace window, listing
+"""Login sessions: idle and absolute lifetimes, the grace window, listing
 and ending sessions, through HTTP and the Python API, on every database backend.
 
 The clock is controlled with time-machine: the package reads ``time.time()`` and

@@ -1,4 +1,4 @@
-"""The example app under gunicorn with four worker processes (issue 8).
+"""The example app under gunicorn with four worker processes.
 
 ``examples/app.py`` is served by ``gunicorn -w 4 --threads 8`` on 127.0.0.1, on a
 PostgreSQL schema of its own and a Redis for the flood counters, without
