@@ -209,6 +209,11 @@ class FloodControl:
     def _give_back(self, counters: t.Iterable[_Counter]) -> None:
         for counter in counters:
             try:
+                # The window the attempt was counted in may have ended: giving
+                # back in a fresh window would start it at -1, one attempt over.
+                stats = self._call("get_window_stats", counter)
+                if stats.remaining >= counter.item.amount:
+                    continue
                 self._call("hit", counter, cost=-1)
             except Exception:
                 logger.warning("Could not give back a rate-limit reservation.")

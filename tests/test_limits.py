@@ -26,6 +26,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import time_machine
 from conftest import HASH_METHOD
 from conftest import PASSWORD
 from conftest import PREFIX
@@ -35,6 +36,8 @@ from conftest import require_backend
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_jwt_authentication.errors import ConfigurationError
+from flask_jwt_authentication.errors import TooManyRequests
+from flask_jwt_authentication.limits import FloodControl
 from flask_jwt_authentication.passwords import werkzeug_verifier
 
 #: Seconds a request, a barrier wait, a thread join or a process start may take.
@@ -705,3 +708,20 @@ def test_database_outage_is_not_a_failed_attempt(tmp_path: Path) -> None:
         with env.app.app_context():
             env.db.session.remove()
             env.db.engine.dispose()
+
+
+def test_a_give_back_after_its_window_never_leaves_a_negative_count() -> None:
+    """An attempt counted at the end of a window and given back in the next (a
+    log-in that spanned the boundary) must not start the new window at -1, which
+    would allow one attempt more than the limit."""
+    flood = FloodControl(
+        {"JWT_AUTH_FLOOD_USER_LIMIT": "2 per minute", "JWT_AUTH_FLOOD_IP_LIMIT": None}
+    )
+    with time_machine.travel(1_800_000_000, tick=False) as traveller:
+        reservation = flood.reserve(user="alice")
+        traveller.shift(61)
+        reservation.cancel()
+        flood.reserve(user="alice")
+        flood.reserve(user="alice")
+        with pytest.raises(TooManyRequests):
+            flood.reserve(user="alice")
