@@ -18,6 +18,7 @@ from .keys import ALGORITHMS
 from .keystore import NEXT
 from .keystore import RETIRING
 from .keystore import KeyStore
+from .overrides import EDITABLE
 
 jwt_cli = AppGroup("jwt", help="Manage JWT authentication: tokens, sessions, keys.")
 
@@ -208,8 +209,6 @@ jwt_cli.add_command(settings_cli)
 
 
 def _setting_name(name: str) -> str:
-    from .overrides import EDITABLE
-
     full = name.upper()
     if not full.startswith("JWT_AUTH_"):
         full = "JWT_AUTH_" + full
@@ -239,8 +238,6 @@ def _save(changes: dict[str, object]) -> None:
 @settings_cli.command("show")
 def show_settings() -> None:
     """List the editable settings: the value in force and where it comes from."""
-    from .overrides import EDITABLE
-
     overrides = _state().overrides
     stored, defaults = overrides.stored(), overrides.defaults()
     for name in EDITABLE:

@@ -19,10 +19,11 @@ from .errors import InsufficientScope
 from .errors import InvalidToken
 from .errors import MissingToken
 from .errors import TokenRejected
+from .extension import EXTENSION_KEY
+from .extension import AppState
 from .extension import get_state
 from .passwords import is_active
 from .remote import VerifyOnlyState
-from .remote import verify_only_state
 
 logger = logging.getLogger("flask_jwt_authentication")
 
@@ -73,7 +74,9 @@ def authenticate(
     :raises TemporarilyUnavailable: the database (in verify-only mode: the JWKS)
         cannot be reached.
     """
-    state = verify_only_state() or get_state()
+    found = current_app.extensions.get(EXTENSION_KEY)
+    # One lookup for either kind of state; get_state() explains a missing one.
+    state = found if isinstance(found, (AppState, VerifyOnlyState)) else get_state()
     try:
         authorization = request.headers.get("Authorization")
         token = _bearer_token(authorization) if authorization else None

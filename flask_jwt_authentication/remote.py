@@ -24,7 +24,6 @@ import urllib.request
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
-from flask import current_app
 from jwt.exceptions import PyJWTError
 
 from . import config
@@ -32,7 +31,6 @@ from . import tokens
 from .errors import ConfigurationError
 from .errors import InvalidToken
 from .errors import TemporarilyUnavailable
-from .extension import EXTENSION_KEY
 from .extension import _missing_user_loader
 from .keys import _PYJWT_ALGORITHMS
 from .keys import ALGORITHMS
@@ -510,10 +508,3 @@ def load_state(extension: JWTAuthentication, app: Flask) -> VerifyOnlyState:
         timeout=config._whole(app_config, "JWT_AUTH_JWKS_TIMEOUT", minimum=1),
     )
     return VerifyOnlyState(extension=extension, settings=settings, keys=keys)
-
-
-def verify_only_state(app: Flask | None = None) -> VerifyOnlyState | None:
-    """The verify-only state of ``app`` (default: the current app), or ``None``
-    for an application that issues tokens itself."""
-    state = (app or current_app).extensions.get(EXTENSION_KEY)
-    return state if isinstance(state, VerifyOnlyState) else None

@@ -463,7 +463,7 @@ class Store:
         rows = self.db.session.execute(
             sa.select(
                 s.c.id,
-                s.c.user_id,
+                s.c.user_id.label("user_key"),
                 s.c.created_at,
                 s.c.last_used_at,
                 s.c.expires_at,
@@ -477,20 +477,7 @@ class Store:
             .limit(limit)
             .offset(offset)
         )
-        return [
-            SessionRecord(
-                id=str(row.id),
-                user_key=row.user_id,
-                created_at=row.created_at,
-                last_used_at=row.last_used_at,
-                expires_at=row.expires_at,
-                revoked_at=row.revoked_at,
-                revoke_reason=row.revoke_reason,
-                client_ip=row.client_ip,
-                user_agent=row.user_agent,
-            )
-            for row in rows
-        ]
+        return [SessionRecord(**{**row._mapping, "id": str(row.id)}) for row in rows]
 
     def count_session_records(
         self, *, user_keys: t.Sequence[str] | None, now: int
@@ -514,12 +501,7 @@ class Store:
             .limit(limit)
             .offset(offset)
         )
-        return [
-            RevokedTokenRecord(
-                jti=row.jti, revoked_at=row.revoked_at, expires_at=row.expires_at
-            )
-            for row in rows
-        ]
+        return [RevokedTokenRecord(**row._mapping) for row in rows]
 
     def count_revoked_tokens(self) -> int:
         """How many revoked access-token ids are stored."""
