@@ -154,14 +154,10 @@ class SettingsStore:
 
     def defaults(self) -> dict[str, t.Any]:
         """The editable settings as the configuration gives them."""
-        base = self.base
+        values = _values_of(self.base)
         return {
-            "JWT_AUTH_ALGORITHM": base.algorithm,
-            "JWT_AUTH_ACCESS_TOKEN_TTL": base.access_token_ttl,
-            "JWT_AUTH_REFRESH_TOKEN_TTL": base.refresh_token_ttl,
-            "JWT_AUTH_ISSUER": base.issuer,
-            "JWT_AUTH_AUDIENCE": list(base.audience) or None,
-            "JWT_AUTH_LEEWAY": base.leeway,
+            **values,
+            "JWT_AUTH_AUDIENCE": values["JWT_AUTH_AUDIENCE"] or None,
             **{
                 name: self.app_config.get(name, config.DEFAULTS[name])
                 for name in _LIMITS
@@ -265,14 +261,7 @@ class SettingsStore:
             settings = config.load_settings(merged, self.app_name)
         except ConfigurationError as e:
             raise SettingsError(_named_in(str(e), changed), str(e)) from None
-        values: dict[str, t.Any] = {
-            "JWT_AUTH_ALGORITHM": settings.algorithm,
-            "JWT_AUTH_ACCESS_TOKEN_TTL": settings.access_token_ttl,
-            "JWT_AUTH_REFRESH_TOKEN_TTL": settings.refresh_token_ttl,
-            "JWT_AUTH_ISSUER": settings.issuer,
-            "JWT_AUTH_AUDIENCE": list(settings.audience),
-            "JWT_AUTH_LEEWAY": settings.leeway,
-        }
+        values = _values_of(settings)
         for name, (low, high) in RANGES.items():
             if (
                 name in changed
@@ -344,6 +333,19 @@ class SettingsStore:
         except sa_exc.SQLAlchemyError as e:
             session.rollback()
             raise TemporarilyUnavailable() from e
+
+
+def _values_of(settings: config.Settings) -> dict[str, t.Any]:
+    """The editable settings but the flood limits, as ``settings`` has them
+    (whole seconds as integers, the audience as a list)."""
+    return {
+        "JWT_AUTH_ALGORITHM": settings.algorithm,
+        "JWT_AUTH_ACCESS_TOKEN_TTL": settings.access_token_ttl,
+        "JWT_AUTH_REFRESH_TOKEN_TTL": settings.refresh_token_ttl,
+        "JWT_AUTH_ISSUER": settings.issuer,
+        "JWT_AUTH_AUDIENCE": list(settings.audience),
+        "JWT_AUTH_LEEWAY": settings.leeway,
+    }
 
 
 def _decode(rows: t.Iterable[t.Any]) -> dict[str, t.Any]:
