@@ -242,13 +242,14 @@ def sh(command: str, env: dict[str, str], cwd: Path = ROOT) -> str:
 
 @contextlib.contextmanager
 def server(
-    command: str, port: int, env: dict[str, str], log: Path
+    command: str, port: int, env: dict[str, str], log: Path, cwd: Path = ROOT
 ) -> t.Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` (a server listening on ``port``) until the block ends."""
+    """Run ``command`` (a server listening on ``port``) in ``cwd`` until the
+    block ends."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["bash", "-c", f"exec {command}"],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
