@@ -37,17 +37,12 @@ import flask
 import pytest
 import redis
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from conftest import PREFIX
 from conftest import AppEnv
 from conftest import example_module
 from conftest import http_call
 from conftest import import_file
 from cryptography.fernet import Fernet
-
-from flask_jwt_authentication.migrations import VERSIONS
-from flask_jwt_authentication.models import build_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "docs" / "examples"
@@ -511,51 +506,6 @@ def test_gunicorn_command_line(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
         assert log.read_text().count("Booting worker with pid") == 4
-
-
-ENV_PY = """
-from alembic import context
-
-context.configure(connection=context.config.attributes["connection"])
-with context.begin_transaction():
-    context.run_migrations()
-"""
-
-
-def test_migrations_folder_and_upgrade(tmp_path: Path) -> None:
-    """The printed folder, added to an application's alembic.ini as shown, and
-    the upgrade of every head: the extension's tables appear beside the
-    application's revisions. ``flask db upgrade`` is Flask-Migrate's front to
-    Alembic's upgrade; Flask-Migrate is not a dependency, so Alembic's is run
-    with the target the page gives."""
-    transcript = Transcript(shell_env(), tmp_path)
-    (versions,) = read_steps(EXAMPLES / "deployment.console", "versions")
-    folder = transcript.run(versions)
-    transcript.check(versions, folder)
-    assert folder == VERSIONS
-    (upgrade,) = read_steps(EXAMPLES / "deployment.console", "upgrade")
-    program, group, action, target = shlex.split(upgrade.command)
-    assert (program, group, action) == ("flask", "db", "upgrade")
-    migrations = tmp_path / "migrations"
-    (migrations / "versions").mkdir(parents=True)
-    (migrations / "env.py").write_text(ENV_PY)
-    ini = (EXAMPLES / "alembic.ini").read_text(encoding="utf-8")
-    assert "/the/printed/folder" in ini
-    (migrations / "alembic.ini").write_text(
-        ini.replace("/the/printed/folder", folder) + "script_location = %(here)s\n"
-    )
-    config = Config(str(migrations / "alembic.ini"))
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}")
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, target)
-        tables = set(sa.inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-    metadata = sa.MetaData()
-    build_tables(metadata)
-    assert set(metadata.tables) <= tables
 
 
 def test_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
