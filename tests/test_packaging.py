@@ -72,6 +72,7 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
         ignore=shutil.ignore_patterns(
             ".git",
             ".venv",
+            "*-venv",
             "__pycache__",
             "*.egg-info",
             "_build",
@@ -367,3 +368,25 @@ def test_the_audit_says_when_it_audited_nothing() -> None:
     status, message = summarise({"dependencies": [bad, clean]}, "")
     assert status == 1
     assert "jinja2 3.1.2: GHSA-h5c8-rqwp-cp95 (fixed in 3.1.3)" in message
+
+
+@pytest.mark.slow
+def test_the_docs_extra_alone_builds_the_docs(dists: Dists, tmp_path: Path) -> None:
+    """``pip install '.[docs]'`` and nothing else: the pages build with warnings
+    as errors, the API reference importing the admin module included."""
+    bin = venv(tmp_path / "venv")
+    run([str(bin / "python"), "-m", "pip", "install", "-q", f"{dists.wheel}[docs]"])
+    out = tmp_path / "html"
+    command = [str(bin / "sphinx-build"), "-W", "-q", "-E", "-b", "html"]
+    result = subprocess.run(
+        [*command, "-d", str(tmp_path / "doctrees"), str(ROOT / "docs"), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        env=shell_env(PATH=f"{bin}{os.pathsep}{os.environ['PATH']}"),
+    )
+    assert result.returncode == 0, result.stderr
+    api = (out / "api.html").read_text(encoding="utf-8")
+    assert "flask_jwt_authentication.admin" in api
+    assert "init_admin" in api
