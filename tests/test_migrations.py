@@ -124,6 +124,7 @@ def migration_scenario(
             "FLASK_JWT_AUTH_SECRET_KEY": "s" * 64,
         }
         transcript = Transcript(env, project)
+        before = [tree_hashes(folder) for folder in installed]
         transcript.run_all(read_steps(CONSOLE, "init"))
         (first,) = revisions(project)
         text = first.read_text(encoding="utf-8")
@@ -137,6 +138,9 @@ def migration_scenario(
         again = transcript.run(Step(0, 'flask --app myapp db migrate -m "nothing"'))
         assert "No changes in schema detected." in again
         assert revisions(project) == [first]
+        assert [tree_hashes(folder) for folder in installed] == before, (
+            "flask db init, migrate or upgrade wrote into the installed package"
+        )
 
         pip, *steps = read_steps(CONSOLE, "upgrade")
         assert pip.command == "pip install --upgrade flask_jwt_authentication"
