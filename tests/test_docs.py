@@ -280,3 +280,36 @@ def test_the_checks_fail_on_a_bad_page(tmp_path: Path) -> None:
     assert blocks[2].included == source / "snippet.py"
     line = BAD_PAGE.splitlines().index(".. code-block:: python") + 1
     assert blocks[3].where == f"{os.path.relpath(source / 'index.rst', ROOT)}:{line}"
+
+
+#: ``read_steps(... "name.console")`` runs a whole transcript, and
+#: ``read_steps(... "name.console", "section")`` one section of it.
+READ_STEPS = re.compile(
+    r'read_steps\(\s*[^,()]*?"(?P<file>[\w.-]+\.console)"\s*'
+    r'(?:,\s*"(?P<section>[\w-]+)"\s*)?\)'
+)
+
+
+def test_every_console_section_is_run() -> None:
+    """Each section of each transcript under docs/examples/ (what a page
+    includes) is read by a test that runs it, or the whole transcript is."""
+    calls = [
+        (match["file"], match["section"])
+        for path in (ROOT / "tests").glob("test_*.py")
+        for match in READ_STEPS.finditer(path.read_text(encoding="utf-8"))
+    ]
+    assert calls
+    not_run = []
+    for console in sorted((ROOT / "docs" / "examples").glob("*.console")):
+        sections = re.findall(
+            r"^# \[([\w-]+)\]$", console.read_text(encoding="utf-8"), re.MULTILINE
+        )
+        if (console.name, None) in calls:
+            continue
+        assert sections, f"{console.name} has no section and no test runs it"
+        not_run += [
+            f"{console.name} [{section}]"
+            for section in sections
+            if (console.name, section) not in calls
+        ]
+    assert not_run == []

@@ -26,7 +26,7 @@ from flask_jwt_authentication.models import build_tables
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "flask_jwt_authentication"
 MIGRATIONS_APP = ROOT / "docs" / "examples" / "migrations_app.py"
-CONSOLE = ROOT / "docs" / "examples" / "migrations.console"
+EXAMPLES = ROOT / "docs" / "examples"
 #: The column (with its index) that the next version of the extension adds in
 #: the scenario.
 NEW_COLUMN = "device_label"
@@ -125,7 +125,7 @@ def migration_scenario(
         }
         transcript = Transcript(env, project)
         before = [tree_hashes(folder) for folder in installed]
-        transcript.run_all(read_steps(CONSOLE, "init"))
+        transcript.run_all(read_steps(EXAMPLES / "migrations.console", "init"))
         (first,) = revisions(project)
         text = first.read_text(encoding="utf-8")
         for table in [*ours().tables, "user"]:
@@ -142,7 +142,7 @@ def migration_scenario(
             "flask db init, migrate or upgrade wrote into the installed package"
         )
 
-        pip, *steps = read_steps(CONSOLE, "upgrade")
+        pip, *steps = read_steps(EXAMPLES / "migrations.console", "upgrade")
         assert pip.command == "pip install --upgrade flask_jwt_authentication"
         transcript.env = upgrade_extension() | {
             name: env[name]
