@@ -78,6 +78,8 @@ class CleanupProgress:
         rate = done / max(now - self.started, 1e-6)
         if left == 0:
             eta = "done"
+        elif now >= self.deadline:
+            eta = f"stopped at the time limit, {left} rows left"
         elif rate > 0:
             eta = f"about {math.ceil(left / rate)} s left"
             if now + left / rate > self.deadline:
