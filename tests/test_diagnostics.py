@@ -6,7 +6,6 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from conftest import PREFIX
 from conftest import AppEnv
 from conftest import bearer
 from conftest import login
@@ -100,8 +99,25 @@ def test_missing_table_reads_only_missing_tables(bare: AppEnv) -> None:
     assert missing_table(ValueError("no such table: x")) is None
 
 
-def test_prefix_path_unaffected(bare: AppEnv) -> None:
-    """The JWKS endpoint needs no table when a key is configured."""
+def test_jwks_needs_no_table(bare: AppEnv) -> None:
+    """The public keys of a configured key are served without the tables."""
     response = bare.app.test_client().get("/.well-known/jwks.json")
-    assert response.status_code == 200
-    assert PREFIX not in response.get_data(as_text=True)
+    assert (response.status_code, response.get_json()) == (200, {"keys": []})
+
+
+def test_the_docs_quote_the_log_lines() -> None:
+    """docs/errors.rst shows the log lines as they are written."""
+    from pathlib import Path
+
+    page = Path(__file__).parent.parent / "docs" / "errors.rst"
+    text = " ".join(page.read_text(encoding="utf-8").split())
+    assert "The table jwt_auth_sessions is missing: " + HINT in text
+    assert (
+        "No @jwt.user_loader is registered: decorate a function (identity ->"
+        " user or None) with @jwt.user_loader. Until then the endpoints issue no"
+        " tokens and answer 500 server_error."
+    ) in text
+    assert (
+        "JWT_AUTH_ACESS_TOKEN_TTL is not a setting and is ignored; did you mean"
+        " JWT_AUTH_ACCESS_TOKEN_TTL?"
+    ) in text
