@@ -129,7 +129,7 @@ class PayloadTooLarge(JWTAuthError, RequestEntityTooLarge):
 
 
 class NotFound(JWTAuthError, _NotFound):
-    """404: no such session of the caller."""
+    """404: no such endpoint under the prefix, or no such session of the caller."""
 
     error = "not_found"
 
