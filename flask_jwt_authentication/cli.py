@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
+import sys
 import time
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from .diagnostics import CREATE_TABLES_HINT
 from .errors import ConfigurationError
+from .errors import ServerMisconfigured
 from .errors import TemporarilyUnavailable
 from .extension import EXTENSION_KEY
 from .extension import AppState
@@ -19,6 +23,7 @@ from .keystore import NEXT
 from .keystore import RETIRING
 from .keystore import KeyStore
 from .overrides import EDITABLE
+from .store import Store
 
 jwt_cli = AppGroup("jwt", help="Manage JWT authentication: tokens, sessions, keys.")
 
@@ -30,6 +35,88 @@ def _state() -> AppState:
             "JWTAuthentication is not initialised on this application."
         )
     return state  # type: ignore[no-any-return]
+
+
+#: ``flask jwt cleanup``'s exit status when it stopped at the time limit with
+#: expired rows left: run it again (0: done; 1: an error).
+EXIT_STOPPED = 3
+
+_KINDS = (
+    ("sessions", "sessions"),
+    ("refresh_tokens", "refresh tokens"),
+    ("revoked_tokens", "revoked token ids"),
+)
+
+
+class CleanupProgress:
+    """The progress line of ``flask jwt cleanup`` on a terminal: rows deleted per
+    table out of those expired when it started, the rate, and the time left.
+
+    :param totals: the expired rows per kind when the cleanup started.
+    :param deadline: the :func:`time.monotonic` time limit.
+    :param interval: the least seconds between two updates of the line.
+    """
+
+    def __init__(
+        self, totals: dict[str, int], deadline: float, interval: float = 0.2
+    ) -> None:
+        self.totals = totals
+        self.deadline = deadline
+        self.interval = interval
+        self.started = time.monotonic()
+        self._shown = 0.0
+        self._width = 0
+
+    def line(self, counts: dict[str, int], now: float) -> str:
+        """The text of the line for ``counts`` at ``now`` (monotonic)."""
+        parts = [
+            f"{label} {counts[kind]}/{max(self.totals[kind], counts[kind])}"
+            for kind, label in _KINDS
+        ]
+        done = sum(counts.values())
+        left = max(sum(self.totals.values()) - done, 0)
+        rate = done / max(now - self.started, 1e-6)
+        if left == 0:
+            eta = "done"
+        elif now >= self.deadline:
+            eta = f"stopped at the time limit, {left} rows left"
+        elif rate > 0:
+            eta = f"about {math.ceil(left / rate)} s left"
+            if now + left / rate > self.deadline:
+                eta += (
+                    f", stopping at the time limit in {_seconds(self.deadline - now)}"
+                )
+        else:
+            eta = "time left unknown"
+        return ", ".join(parts) + f": {rate:.0f} rows/s, {eta}"
+
+    def update(self, counts: dict[str, int], *, final: bool = False) -> None:
+        """Redraw the line (at most every ``interval`` seconds, and at the end)."""
+        now = time.monotonic()
+        if not final and now - self._shown < self.interval:
+            return
+        self._shown = now
+        text = self.line(counts, now)
+        padding = " " * max(self._width - len(text), 0)
+        self._width = len(text)
+        click.echo("\r" + text + padding, nl=final, err=True)
+
+
+def _rows_left(store: Store) -> bool:
+    """Whether expired rows are left (after the time limit ended the cleanup,
+    which may also have been just when it was done)."""
+    try:
+        with store.unavailable_on_error():
+            left = store.cleanup(
+                now=int(time.time()), batch_size=1, deadline=0.0, dry_run=True
+            )
+    except (TemporarilyUnavailable, ServerMisconfigured):
+        return True
+    return any(left.values())
+
+
+def _seconds(value: float) -> str:
+    return f"{max(math.ceil(value), 0)} s"
 
 
 @jwt_cli.command("cleanup")
@@ -50,35 +137,66 @@ def _state() -> AppState:
 @click.option(
     "--dry-run", is_flag=True, help="Count what would be deleted; delete nothing."
 )
-def cleanup(time_limit: float, batch_size: int, dry_run: bool) -> None:
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print nothing but errors; the exit status tells the outcome.",
+)
+def cleanup(time_limit: float, batch_size: int, dry_run: bool, quiet: bool) -> None:
     """Delete expired login sessions, refresh tokens and revoked token ids.
 
     Runs in short batches until done or out of time; safe to run from cron while
     traffic flows, for example every ten minutes:
 
-        */10 * * * * cd /srv/app && flask jwt cleanup --time-limit 60
+        */10 * * * * cd /srv/app && flask jwt cleanup --quiet --time-limit 60
+
+    On a terminal it shows its progress. Exit status: 0 when done, 3 when it
+    stopped at the time limit with expired rows left (run it again), 1 on an
+    error.
     """
     store = _state().store
     deadline = time.monotonic() + time_limit
+    progress: CleanupProgress | None = None
     try:
         with store.unavailable_on_error():
+            if not quiet and not dry_run and sys.stderr.isatty():
+                totals = store.cleanup(
+                    now=int(time.time()),
+                    batch_size=batch_size,
+                    deadline=deadline,
+                    dry_run=True,
+                )
+                progress = CleanupProgress(totals, deadline)
+                progress.update(dict.fromkeys(totals, 0), final=False)
             counts = store.cleanup(
                 now=int(time.time()),
                 batch_size=batch_size,
                 deadline=deadline,
                 dry_run=dry_run,
+                progress=progress.update if progress is not None else None,
             )
     except TemporarilyUnavailable:
         raise click.ClickException(
             "The database is unavailable; nothing was deleted."
         ) from None
-    verb = "Would delete" if dry_run else "Deleted"
-    click.echo(
-        f"{verb} {counts['sessions']} sessions, {counts['refresh_tokens']} refresh"
-        f" tokens, {counts['revoked_tokens']} revoked token ids."
-    )
-    if not dry_run and time.monotonic() >= deadline:
-        click.echo("Stopped at the time limit; run again to continue.")
+    except ServerMisconfigured:
+        raise click.ClickException(
+            f"The extension's tables are missing: {CREATE_TABLES_HINT}."
+        ) from None
+    if progress is not None:
+        progress.update(counts, final=True)
+    stopped = not dry_run and time.monotonic() >= deadline and _rows_left(store)
+    if not quiet:
+        verb = "Would delete" if dry_run else "Deleted"
+        click.echo(
+            f"{verb} {counts['sessions']} sessions, {counts['refresh_tokens']} refresh"
+            f" tokens, {counts['revoked_tokens']} revoked token ids."
+        )
+        if stopped:
+            click.echo("Stopped at the time limit; run again to continue.")
+    if stopped:
+        raise click.exceptions.Exit(EXIT_STOPPED)
 
 
 keys_cli = AppGroup("keys", help="Generate, list, rotate and retire signing keys.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
 import math
 import re
 import typing as t
@@ -48,6 +49,30 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_SESSION_MAX_AGE": None,
     "JWT_AUTH_URL_PREFIX": "/jwt-authentication/api/auth",
 }
+
+
+#: Every ``JWT_AUTH_*`` name the package reads: those of :data:`DEFAULTS`, so a
+#: setting added there (and documented, as tests/test_docs.py requires) is known
+#: here at once.
+KNOWN_KEYS: frozenset[str] = frozenset(DEFAULTS)
+
+
+def misspelt_keys(config: t.Mapping[str, t.Any]) -> dict[str, str | None]:
+    """The ``JWT_AUTH_*`` keys of ``config`` that no setting has, each with the
+    closest known name (``None`` if none is close).
+
+    Such a key is ignored, and its setting keeps its default: the caller warns.
+    """
+    prefix = "JWT_AUTH_"
+    # Compared without the prefix every name shares, which would make any two
+    # names look alike.
+    known = {name.removeprefix(prefix): name for name in KNOWN_KEYS}
+    found: dict[str, str | None] = {}
+    for key in sorted(k for k in config if isinstance(k, str)):
+        if key.startswith(prefix) and key not in KNOWN_KEYS:
+            close = difflib.get_close_matches(key.removeprefix(prefix), known, n=1)
+            found[key] = known[close[0]] if close else None
+    return found
 
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

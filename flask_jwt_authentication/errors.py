@@ -14,6 +14,7 @@ import typing as t
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import Forbidden
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import MethodNotAllowed as _MethodNotAllowed
 from werkzeug.exceptions import NotFound as _NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -23,6 +24,9 @@ from werkzeug.exceptions import Unauthorized
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
+
+
+_E = t.TypeVar("_E", bound="JWTAuthError")
 
 
 def _quote(value: str) -> str:
@@ -47,6 +51,9 @@ class JWTAuthError(HTTPException):
 
     #: The ``error`` member of the JSON body.
     error: str = "invalid_request"
+    #: False for a request that carried no credentials at all: RFC 6750 §3.1 then
+    #: wants the challenge without an error attribute.
+    include_error_in_challenge = True
 
     def __init__(
         self,
@@ -56,6 +63,24 @@ class JWTAuthError(HTTPException):
     ) -> None:
         super().__init__(description=description)
         self.extra_headers: dict[str, str] = dict(headers or {})
+
+    def challenge(self, realm: str | None = None) -> str:
+        """The ``WWW-Authenticate`` challenge of this error (RFC 6750 §3).
+
+        :param realm: the protection space; left out when ``None`` (RFC 6750 §3
+            makes it optional).
+        """
+        params = [] if realm is None else [f"realm={_quote(realm)}"]
+        if self.include_error_in_challenge:
+            params.append(f"error={_quote(self.error)}")
+            if self.description:
+                params.append(f"error_description={_quote(self.description)}")
+        return "Bearer " + ", ".join(params) if params else "Bearer"
+
+    def with_realm(self: _E, realm: str) -> _E:
+        """Add the ``WWW-Authenticate`` challenge for ``realm`` and return self."""
+        self.extra_headers["WWW-Authenticate"] = self.challenge(realm)
+        return self
 
     def to_dict(self) -> dict[str, str]:
         """The JSON body of the error."""
@@ -78,6 +103,10 @@ class JWTAuthError(HTTPException):
             ("Cache-Control", "no-store"),
         ]
         headers.extend(self.extra_headers.items())
+        if self.code == 401 and "WWW-Authenticate" not in self.extra_headers:
+            # RFC 7235 §3.1: a 401 always carries a challenge; the endpoints add
+            # their realm (see with_realm), this is the fallback without one.
+            headers.append(("WWW-Authenticate", self.challenge()))
         return headers
 
 
@@ -100,7 +129,7 @@ class PayloadTooLarge(JWTAuthError, RequestEntityTooLarge):
 
 
 class NotFound(JWTAuthError, _NotFound):
-    """404: no such session of the caller."""
+    """404: no such endpoint under the prefix, or no such session of the caller."""
 
     error = "not_found"
 
@@ -120,7 +149,12 @@ class MethodNotAllowed(JWTAuthError, _MethodNotAllowed):
 
 
 class InvalidGrant(JWTAuthError, Unauthorized):
-    """401: the credentials or the refresh token are not valid (RFC 6749 §5.2)."""
+    """401: the credentials or the refresh token are not valid (RFC 6749 §5.2).
+
+    Answered as 401 rather than 400, so, as RFC 7235 §3.1 requires of every 401,
+    it carries a challenge: ``WWW-Authenticate: Bearer realm=...,
+    error="invalid_grant", error_description=...``.
+    """
 
     error = "invalid_grant"
 
@@ -139,19 +173,6 @@ class InvalidToken(JWTAuthError, Unauthorized):
     """
 
     error = "invalid_token"
-    #: False for a request that carried no credentials at all: RFC 6750 §3.1 then
-    #: wants the challenge without an error attribute.
-    include_error_in_challenge = True
-
-    def with_realm(self, realm: str) -> InvalidToken:
-        """Add the ``WWW-Authenticate`` challenge for ``realm`` and return self."""
-        challenge = f"Bearer realm={_quote(realm)}"
-        if self.include_error_in_challenge:
-            challenge += f", error={_quote(self.error)}"
-            if self.description:
-                challenge += f", error_description={_quote(self.description)}"
-        self.extra_headers["WWW-Authenticate"] = challenge
-        return self
 
 
 class MissingToken(InvalidToken):
@@ -176,12 +197,10 @@ class InsufficientScope(JWTAuthError, Forbidden):
 
     error = "insufficient_scope"
 
-    def with_realm(self, realm: str) -> InsufficientScope:
-        """Add the ``WWW-Authenticate`` challenge for ``realm`` and return self."""
-        self.extra_headers["WWW-Authenticate"] = (
-            f"Bearer realm={_quote(realm)}, error={_quote(self.error)}"
-        )
-        return self
+    def challenge(self, realm: str | None = None) -> str:
+        """``Bearer realm=..., error="insufficient_scope"`` (RFC 6750 §3.1)."""
+        prefix = "" if realm is None else f"realm={_quote(realm)}, "
+        return f"Bearer {prefix}error={_quote(self.error)}"
 
 
 class TooManyRequests(JWTAuthError, _TooManyRequests):
@@ -204,6 +223,24 @@ class TemporarilyUnavailable(JWTAuthError, ServiceUnavailable):
         retry_after: int = 5,
     ) -> None:
         super().__init__(description, headers={"Retry-After": str(retry_after)})
+
+
+class ServerMisconfigured(JWTAuthError, InternalServerError):
+    """500 ``server_error``: the application lacks a part the extension needs
+    (a user callback, its tables). The log says which and how to fix it; the
+    client learns only that the server is at fault.
+    """
+
+    error = "server_error"
+
+    def __init__(
+        self,
+        description: str = (
+            "The authentication service is not set up completely;"
+            " the server log says what is missing."
+        ),
+    ) -> None:
+        super().__init__(description)
 
 
 class ConfigurationError(RuntimeError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import time
 import typing as t
 import uuid
@@ -14,6 +15,7 @@ from flask import current_app
 
 from . import config
 from .errors import ConfigurationError
+from .errors import ServerMisconfigured
 from .keys import KeySet
 from .keys import load_keyset
 from .keystore import KeyRing
@@ -34,6 +36,8 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 EXTENSION_KEY = "jwt_authentication"
+
+logger = logging.getLogger("flask_jwt_authentication")
 
 #: Obtain and refresh tokens. Default: everyone.
 ACCESS_PERMISSION = "access jwt authentication"
@@ -81,18 +85,31 @@ class PermissionChecker(t.Protocol):
     def __call__(self, user: t.Any, permission: str, /) -> bool: ...
 
 
-def _missing_user_lookup(username: str) -> t.Any:
-    raise RuntimeError(
-        "No user lookup is registered: decorate a function (username -> user or None)"
-        " with @jwt.user_lookup."
+def _not_registered(decorator: str, signature: str) -> ServerMisconfigured:
+    """Log what to register and return the error the client gets (500)."""
+    logger.error(
+        "No @jwt.%s is registered: decorate a function (%s) with @jwt.%s."
+        " Until then the endpoints issue no tokens and answer 500 server_error.",
+        decorator,
+        signature,
+        decorator,
     )
+    return ServerMisconfigured()
+
+
+def _missing_user_lookup(username: str) -> t.Any:
+    raise _not_registered("user_lookup", "username -> user or None")
 
 
 def _missing_user_loader(identity: t.Any) -> t.Any:
-    raise RuntimeError(
-        "No user loader is registered: decorate a function (identity -> user or None)"
-        " with @jwt.user_loader."
-    )
+    raise _not_registered("user_loader", "identity -> user or None")
+
+
+#: The callbacks every application registers, by decorator, with their defaults.
+_REQUIRED_CALLBACKS = {
+    "user_lookup": ("_user_lookup", _missing_user_lookup, "username -> user or None"),
+    "user_loader": ("_user_loader", _missing_user_loader, "identity -> user or None"),
+}
 
 
 def _default_identity(user: t.Any) -> t.Any:
@@ -186,6 +203,9 @@ class JWTAuthentication:
             raise RuntimeError(
                 "JWTAuthentication is already initialised on this application."
             )
+        for key, closest in config.misspelt_keys(app.config).items():
+            hint = f"; did you mean {closest}?" if closest else "."
+            logger.warning("%s is not a setting and is ignored%s", key, hint)
         if app.config.get("JWT_AUTH_JWKS_URL"):
             from .remote import load_state
 
@@ -238,6 +258,31 @@ class JWTAuthentication:
         app.cli.add_command(jwt_cli)
 
     # Callbacks ------------------------------------------------------------------------
+
+    def missing_callbacks(self) -> list[str]:
+        """The decorators the application has not applied yet of those the
+        endpoints need (``user_lookup``, ``user_loader``)."""
+        return [
+            decorator
+            for decorator, (attribute, default, _) in _REQUIRED_CALLBACKS.items()
+            if getattr(self, attribute) is default
+        ]
+
+    def require_callbacks(self) -> None:
+        """Refuse to serve while a required callback is missing, naming it in the
+        log: a token must never be issued that no protected route can accept.
+
+        The endpoints call it on every request: the decorators are often applied
+        after :meth:`init_app`, so a request is the earliest moment to check.
+
+        :raises ServerMisconfigured: a callback is missing (500 ``server_error``).
+        """
+        errors = [
+            _not_registered(decorator, _REQUIRED_CALLBACKS[decorator][2])
+            for decorator in self.missing_callbacks()
+        ]
+        if errors:
+            raise errors[0]
 
     def user_lookup(self, func: F) -> F:
         """Register the function that finds the user logging in.

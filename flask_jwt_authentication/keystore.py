@@ -114,6 +114,21 @@ class StoredKey:
     public_jwk: dict[str, t.Any] | None = None
 
 
+#: The order ``flask jwt keys list`` and the admin show the states in.
+_STATE_RANK = {CURRENT: 0, NEXT: 1, RETIRING: 2, RETIRED: 3}
+
+
+def _listing_order(key: StoredKey) -> tuple[int, int, int, int, str]:
+    changed = key.activated_at if key.activated_at is not None else key.created_at
+    return (
+        _STATE_RANK.get(key.state, len(_STATE_RANK)),
+        -(key.retire_after or 0),
+        -changed,
+        -key.created_at,
+        key.kid,
+    )
+
+
 class KeyStore:
     """The queries on the keys table.
 
@@ -157,7 +172,14 @@ class KeyStore:
         return key
 
     def all_keys(self) -> list[StoredKey]:
-        """Every stored key, newest first."""
+        """Every stored key: by state (current, next, retiring, retired), then
+        the most recently changed first.
+
+        Times are whole seconds, so keys made in the same second (a rotation
+        right after a generate) tie on them: the state decides first, then when
+        the key last changed role, then the kid, so the order never
+        depends on how the database happens to return the rows.
+        """
         c = self.table.c
         rows = self.db.session.execute(
             sa.select(
@@ -168,9 +190,9 @@ class KeyStore:
                 c.activated_at,
                 c.retire_after,
                 c.public_jwk,
-            ).order_by(c.created_at.desc(), c.kid)
+            )
         )
-        return [
+        keys = [
             StoredKey(
                 **{
                     **row._mapping,
@@ -179,6 +201,7 @@ class KeyStore:
             )
             for row in rows
         ]
+        return sorted(keys, key=_listing_order)
 
     def rotate(
         self, algorithm: str, *, retire_after: int, kid: str | None = None

@@ -20,6 +20,9 @@ import uuid
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from .diagnostics import CREATE_TABLES_HINT
+from .diagnostics import missing_table
+from .errors import ServerMisconfigured
 from .errors import TemporarilyUnavailable
 
 if t.TYPE_CHECKING:
@@ -138,15 +141,24 @@ class Store:
 
     @contextlib.contextmanager
     def unavailable_on_error(self) -> t.Iterator[None]:
-        """Turn a database outage into 503 ``temporarily_unavailable``.
+        """Turn a database outage into 503 ``temporarily_unavailable``, and a
+        missing table into 500 ``server_error`` with a log line saying how to
+        create the tables.
 
         The transaction is rolled back first, so nothing is half-written. The log
         names the error class and the driver's message, never statement parameters.
         """
         try:
             yield
-        except _UNAVAILABLE as e:
+        except (*_UNAVAILABLE, sa_exc.ProgrammingError) as e:
+            table = missing_table(e)
+            if table is None and not isinstance(e, _UNAVAILABLE):
+                raise
             self.rollback()
+            if table is not None:
+                # Not an outage: retrying will not help, the developer must act.
+                logger.error("The table %s is missing: %s.", table, CREATE_TABLES_HINT)
+                raise ServerMisconfigured() from e
             logger.error(
                 "Database unavailable (%s): %s", type(e).__name__, getattr(e, "orig", e)
             )
@@ -531,6 +543,7 @@ class Store:
         batch_size: int,
         deadline: float,
         dry_run: bool = False,
+        progress: t.Callable[[dict[str, int]], None] | None = None,
     ) -> dict[str, int]:
         """Delete expired rows in batches, each in its own short transaction.
 
@@ -543,6 +556,7 @@ class Store:
         :param deadline: a :func:`time.monotonic` value after which no new batch
             starts.
         :param dry_run: count what would be deleted, delete nothing.
+        :param progress: called after each batch with the counts so far.
         :returns: the number of rows deleted (or deletable) per kind.
         """
         sessions, rt = self.tables.sessions, self.tables.refresh_tokens
@@ -594,6 +608,8 @@ class Store:
             )
             counts["sessions"] += deleted.rowcount  # type: ignore[attr-defined]
             self.commit()
+            if progress is not None:
+                progress(dict(counts))
         while time.monotonic() < deadline:
             self._begin_cleanup_batch()
             jtis = list(
@@ -606,4 +622,6 @@ class Store:
             )
             counts["revoked_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
             self.commit()
+            if progress is not None:
+                progress(dict(counts))
         return counts

@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import Rule
 
+from . import protocol
 from . import signals
 from . import tokens
 from .decorators import authenticate
@@ -25,6 +26,7 @@ from .errors import AccessDenied
 from .errors import InsufficientScope
 from .errors import InvalidGrant
 from .errors import InvalidRequest
+from .errors import JWTAuthError
 from .errors import MethodNotAllowed
 from .errors import NotFound
 from .errors import PayloadTooLarge
@@ -542,8 +544,10 @@ def _server_error(error: InternalServerError) -> Response:
     """Unexpected failures of the endpoints still answer JSON, never HTML.
 
     Flask has logged the original exception with its traceback by now; the client
-    learns nothing of it.
+    learns nothing of it. The extension's own 500s keep their body.
     """
+    if isinstance(error, JWTAuthError):
+        return protocol.render(error)
     body = {
         "error": "server_error",
         "error_description": "The server could not handle the request.",
@@ -567,6 +571,7 @@ def _dispatch(
     def view(**kwargs: t.Any) -> Response:
         handler = handlers.get(request.method)
         if handler is not None:
+            get_state().extension.require_callbacks()
             return handler(**kwargs)
         if request.method == "OPTIONS":
             return Response(status=200, headers={"Allow": ", ".join(allowed)})
@@ -606,4 +611,9 @@ def make_blueprint(settings: Settings) -> Blueprint:
 
     bp.record_once(register)
     bp.register_error_handler(InternalServerError, _server_error)
+    bp.register_error_handler(
+        JWTAuthError, protocol.add_challenge(lambda: get_state().settings.realm)
+    )
+    bp.after_request(protocol.no_content_type_on_204)
+    bp.before_app_request(protocol.json_routing_errors(prefix))
     return bp

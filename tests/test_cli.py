@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import typing as t
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +22,10 @@ from conftest import bearer
 from conftest import tokens_for
 from flask import Flask
 
+from flask_jwt_authentication.cli import EXIT_STOPPED
+from flask_jwt_authentication.cli import CleanupProgress
 from flask_jwt_authentication.cli import jwt_cli
+from flask_jwt_authentication.models import build_tables
 
 SESSIONS = "jwt_auth_sessions"
 REFRESH_TOKENS = "jwt_auth_refresh_tokens"
@@ -239,3 +246,201 @@ def test_cleanup_without_the_extension():
     assert "JWTAuthentication is not initialised" in result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+# Exit status, quiet mode and progress on a terminal ----------------------------------
+
+EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "app.py"
+FLASK = Path(sys.executable).parent / "flask"
+
+
+def backlog(database: Path, sessions: int) -> str:
+    """An SQLite database holding ``sessions`` expired login sessions with two
+    refresh tokens each, and as many expired revoked token ids; its URL."""
+    url = f"sqlite:///{database}"
+    metadata = sa.MetaData()
+    tables = build_tables(metadata)
+    engine = sa.create_engine(url)
+    try:
+        metadata.create_all(engine)
+        then = past()
+        ids = [uuid.uuid4() for _ in range(sessions)]
+        with engine.begin() as connection:
+            connection.execute(
+                sa.insert(tables.sessions),
+                [
+                    {
+                        "id": sid,
+                        "user_id": "1",
+                        "created_at": then,
+                        "last_used_at": then,
+                        "expires_at": then,
+                    }
+                    for sid in ids
+                ],
+            )
+            connection.execute(
+                sa.insert(tables.refresh_tokens),
+                [
+                    {
+                        "token_hash": f"{n}{sid.hex}",
+                        "session_id": sid,
+                        "issued_at": then,
+                        "expires_at": then,
+                    }
+                    for sid in ids
+                    for n in range(2)
+                ],
+            )
+            connection.execute(
+                sa.insert(tables.revoked_tokens),
+                [
+                    {"jti": sid.hex, "revoked_at": then, "expires_at": then}
+                    for sid in ids
+                ],
+            )
+    finally:
+        engine.dispose()
+    return url
+
+
+def rows_left(url: str) -> int:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return sum(
+                connection.execute(sa.text(f"SELECT COUNT(*) FROM {name}")).scalar_one()
+                for name in (SESSIONS, REFRESH_TOKENS, REVOKED_TOKENS)
+            )
+    finally:
+        engine.dispose()
+
+
+def flask_env(url: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("FLASK_", "JWT_AUTH_"))
+    }
+    env.update(FLASK_APP=str(EXAMPLE_APP), FLASK_SQLALCHEMY_DATABASE_URI=url)
+    return env
+
+
+def run_flask(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``flask jwt cleanup ARGS`` in a process of its own, without a terminal."""
+    return subprocess.run(
+        [str(FLASK), "jwt", "cleanup", *args],
+        env=flask_env(url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def run_on_a_terminal(url: str, *args: str) -> tuple[int, str]:
+    """``flask jwt cleanup ARGS`` with stdin, stdout and stderr on a pseudo
+    terminal; its exit status and everything it wrote."""
+    master, slave = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [str(FLASK), "jwt", "cleanup", *args],
+            env=flask_env(url),
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+        )
+        os.close(slave)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        status = process.wait(timeout=120)
+    finally:
+        os.close(master)
+    return status, b"".join(chunks).decode()
+
+
+def test_done_exits_0_and_stopped_exits_3(tmp_path: Path) -> None:
+    """Stopped at the time limit with rows left: status 3 and the hint to run
+    again; the next run (time enough) finishes: status 0."""
+    url = backlog(tmp_path / "app.db", 3000)
+    stopped = run_flask(url, "--time-limit", "0.1", "--batch-size", "1")
+    assert stopped.returncode == EXIT_STOPPED == 3, stopped.stderr
+    assert stopped.stdout.endswith(
+        " revoked token ids.\nStopped at the time limit; run again to continue.\n"
+    )
+    assert 0 < rows_left(url) < 4 * 3000
+    done = run_flask(url, "--time-limit", "120")
+    assert done.returncode == 0, done.stderr
+    assert "Stopped" not in done.stdout
+    assert rows_left(url) == 0
+    again = run_flask(url, "--time-limit", "0.1")
+    assert (again.returncode, again.stdout) == (
+        0,
+        "Deleted 0 sessions, 0 refresh tokens, 0 revoked token ids.\n",
+    )
+
+
+def test_quiet_prints_nothing(tmp_path: Path) -> None:
+    url = backlog(tmp_path / "app.db", 3000)
+    stopped = run_flask(url, "--quiet", "--time-limit", "0.1", "--batch-size", "1")
+    assert (stopped.returncode, stopped.stdout, stopped.stderr) == (3, "", "")
+    done = run_flask(url, "-q")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert rows_left(url) == 0
+    # Quiet on a terminal too.
+    assert run_on_a_terminal(url, "--quiet") == (0, "")
+
+
+def test_progress_on_a_terminal(tmp_path: Path) -> None:
+    url = backlog(tmp_path / "app.db", 3000)
+    status, output = run_on_a_terminal(url, "--batch-size", "100")
+    assert status == 0, output
+    lines = output.replace("\r\n", "\n").split("\n")
+    assert lines[-2:] == [
+        "Deleted 3000 sessions, 6000 refresh tokens, 3000 revoked token ids.",
+        "",
+    ]
+    updates = [part.rstrip() for part in lines[-3].split("\r") if part.strip()]
+    assert updates[0] == (
+        "sessions 0/3000, refresh tokens 0/6000, revoked token ids 0/3000:"
+        " 0 rows/s, time left unknown"
+    )
+    assert re.fullmatch(
+        r"sessions 3000/3000, refresh tokens 6000/6000, revoked token ids"
+        r" 3000/3000: \d+ rows/s, done",
+        updates[-1],
+    ), updates
+    # Without a terminal: the summary only.
+    url = backlog(tmp_path / "other.db", 10)
+    result = run_flask(url)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        "Deleted 10 sessions, 20 refresh tokens, 10 revoked token ids.\n"
+    )
+
+
+def test_progress_line() -> None:
+    """Rate and time left, from the rows deleted so far and the time spent."""
+    totals = {"sessions": 100, "refresh_tokens": 200, "revoked_tokens": 100}
+    progress = CleanupProgress(totals, deadline=1000.0)
+    progress.started = 0.0
+    counts = {"sessions": 50, "refresh_tokens": 100, "revoked_tokens": 0}
+    assert progress.line(counts, 10.0) == (
+        "sessions 50/100, refresh tokens 100/200, revoked token ids 0/100:"
+        " 15 rows/s, about 17 s left"
+    )
+    progress.deadline = 12.0
+    assert progress.line(counts, 10.0).endswith(
+        "about 17 s left, stopping at the time limit in 2 s"
+    )
+    assert progress.line(counts, 12.0).endswith(
+        "12 rows/s, stopped at the time limit, 250 rows left"
+    )
+    assert progress.line(dict(totals), 13.0).endswith("31 rows/s, done")

@@ -424,23 +424,60 @@ def test_callback_decorators_return_the_function():
     assert jwt.password_verifier(dummy_hash="x$y")(f) is f
 
 
-def test_missing_user_lookup_is_a_clear_error(wiring):
-    jwt = JWTAuthentication()
-    app = wiring.flask_app()
-    jwt.init_app(app)
-    wiring.create_all(app, "alice")
-    with pytest.raises(RuntimeError, match=r"@jwt\.user_lookup"):
-        login_at(app.test_client(), PREFIX)
+def session_count(wiring: Wiring, app: Flask) -> int:
     with app.app_context():
-        count = wiring.db.session.execute(
+        return wiring.db.session.execute(
             sa.select(sa.func.count()).select_from(
                 wiring.db.metadata.tables["jwt_auth_sessions"]
             )
         ).scalar_one()
-    assert count == 0
 
 
-def test_missing_user_loader_is_a_clear_error(wiring):
+def assert_misconfigured(response: t.Any, caplog: t.Any, decorator: str) -> None:
+    """A JSON 500 ``server_error`` that tells the client nothing of the cause,
+    and an error in the log that names the decorator to apply."""
+    assert response.status_code == 500
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {
+        "error": "server_error",
+        "error_description": "The authentication service is not set up"
+        " completely; the server log says what is missing.",
+    }
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(f"with @jwt.{decorator}." in m for m in messages), messages
+
+
+def test_missing_user_lookup_is_a_clear_error(wiring, caplog):
+    jwt = JWTAuthentication()
+    app = wiring.flask_app()
+    jwt.init_app(app)
+    wiring.create_all(app, "alice")
+    assert jwt.missing_callbacks() == ["user_lookup", "user_loader"]
+    client = app.test_client()
+    for method, path in [
+        ("POST", "/tokens"),
+        ("POST", "/refresh"),
+        ("POST", "/logout"),
+        ("GET", "/sessions"),
+        ("GET", "/.well-known/jwks.json"),
+    ]:
+        caplog.clear()
+        response = client.open(
+            path if path.startswith("/.") else PREFIX + path,
+            method=method,
+            json={"username": "alice"},
+        )
+        assert_misconfigured(response, caplog, "user_lookup")
+        assert_misconfigured(response, caplog, "user_loader")
+    assert session_count(wiring, app) == 0
+    # A wrong method is still a 405; the application's own routes are its own.
+    assert client.get(PREFIX + "/tokens").status_code == 405
+    assert client.get("/api/me").status_code == 401
+
+
+def test_missing_user_loader_issues_no_tokens(wiring, caplog):
+    """With a user lookup but no user loader, a log-in would give tokens that
+    every protected route refuses: none are issued."""
     jwt = JWTAuthentication()
     db, User = wiring.db, wiring.User
 
@@ -453,10 +490,64 @@ def test_missing_user_loader_is_a_clear_error(wiring):
     app = wiring.flask_app()
     jwt.init_app(app)
     wiring.create_all(app, "alice")
+    assert jwt.missing_callbacks() == ["user_loader"]
     client = app.test_client()
+    assert_misconfigured(login_at(client, PREFIX), caplog, "user_loader")
+    assert session_count(wiring, app) == 0
+
+    # A token issued elsewhere (an app of the same configuration that has its
+    # loader) gets the same JSON 500 on a protected route, not an HTML page.
+    other = JWTAuthentication()
+    wiring.wire(other)
+    other_app = wiring.flask_app(
+        "app", SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    other.init_app(other_app)
+    token = login_at(other_app.test_client(), PREFIX).get_json()["access_token"]
+    caplog.clear()
+    response = client.get("/api/me", headers=bearer(token))
+    assert_misconfigured(response, caplog, "user_loader")
+
+    # Once registered, the same app works without a restart.
+    @jwt.user_loader
+    def load_user(uid: t.Any) -> t.Any:
+        return db.session.get(User, uid)
+
+    assert jwt.missing_callbacks() == []
     token = login_at(client, PREFIX).get_json()["access_token"]
-    with pytest.raises(RuntimeError, match=r"@jwt\.user_loader"):
-        client.get("/api/me", headers=bearer(token))
+    assert client.get("/api/me", headers=bearer(token)).status_code == 200
+
+
+def test_misspelt_setting_is_named_at_init_app(wiring, caplog):
+    jwt = JWTAuthentication()
+    wiring.wire(jwt)
+    app = wiring.flask_app(JWT_AUTH_ACESS_TOKEN_TTL=60, JWT_AUTH_FROBNICATE=1)
+    jwt.init_app(app)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "JWT_AUTH_ACESS_TOKEN_TTL is not a setting and is ignored; did you mean"
+        " JWT_AUTH_ACCESS_TOKEN_TTL?",
+        "JWT_AUTH_FROBNICATE is not a setting and is ignored.",
+    ]
+
+
+def test_every_documented_setting_is_known(wiring, caplog):
+    """No warning for any documented key: the known names are those with a
+    default, and tests/test_docs.py holds the defaults and the documentation
+    to the same set, so a setting added later is known at once."""
+    from test_docs import documented_keys
+
+    from flask_jwt_authentication.config import DEFAULTS
+    from flask_jwt_authentication.config import misspelt_keys
+
+    assert "JWT_AUTH_SESSION_MAX_AGE" in documented_keys()
+    assert misspelt_keys(dict.fromkeys(documented_keys())) == {}
+    jwt = JWTAuthentication()
+    wiring.wire(jwt)
+    app = wiring.flask_app(**DEFAULTS)
+    app.config.update(SECRET_KEY="s" * 64)
+    jwt.init_app(app)
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
 
 
 def toy_hash(password: str) -> str:

@@ -769,6 +769,39 @@ def test_list(make_app: MakeApp) -> None:
         assert material.hex() not in result.output
 
 
+def test_list_order_of_keys_made_in_the_same_second(make_app: MakeApp) -> None:
+    """Keys made within one second list by state (current, next, retiring,
+    retired), the most recently changed first, whatever their random kids: the
+    same order on every call and in the admin's listing."""
+    env = keyed_app(make_app, "HS256")
+    with time_machine.travel(1_800_000_000, tick=False):
+        retiring = [rotate(env) for _ in range(4)]
+        current = rotate(env)
+        upcoming = sorted(generate(env) for _ in range(3))
+        retired = [generate(env) for _ in range(3)]
+        for kid in retired:
+            retire(env, kid)
+    with time_machine.travel(1_800_000_005, tick=False):
+        late = rotate(env)
+        upcoming.remove(late)
+    # The rotation at :05 retires the former current key until a later time
+    # than the four before it: it comes first among the retiring keys.
+    expected_states = ["current"] + ["next"] * 2 + ["retiring"] * 5 + ["retired"] * 3
+    outputs = {keys_cli(env, "list").output for _ in range(3)}
+    assert len(outputs) == 1
+    lines = outputs.pop().splitlines()[1:]
+    assert [line.split()[2] for line in lines] == expected_states
+    kids = [line.split()[0] for line in lines]
+    assert kids[0] == late
+    assert kids[1:3] == sorted(upcoming)
+    assert kids[3] == current
+    assert sorted(kids[4:8]) == sorted(retiring)
+    assert sorted(kids[8:]) == sorted(retired)
+    with env.app.app_context():
+        store = env.app.extensions["jwt_authentication"].keys.store
+        assert [key.kid for key in store.all_keys()] == kids
+
+
 def test_list_shows_no_private_material_of_asymmetric_keys(make_app: MakeApp) -> None:
     env = keyed_app(make_app, "ES256")
     rotate(env)
