@@ -208,7 +208,7 @@ def _presented_refresh_token(settings: Settings) -> str:
     if settings.refresh_cookie:
         # Whatever carries the token, the answer sets the cookie: a cross-site
         # form posting a token of the attacker's in its body must not swap it.
-        _require_csrf_header(settings, "A refresh in cookie mode")
+        _require_csrf_header(settings, "A refresh with the cookie")
         _require_json_body()
     body = _read_json_object(required=not settings.refresh_cookie)
     presented = _string_field(
