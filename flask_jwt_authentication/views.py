@@ -32,6 +32,7 @@ from .errors import NotFound
 from .errors import PayloadTooLarge
 from .errors import TemporarilyUnavailable
 from .errors import TooManyRequests
+from .errors import UnsupportedMediaType
 from .extension import ACCESS_PERMISSION
 from .extension import USE_PERMISSION
 from .extension import AppState
@@ -206,6 +207,11 @@ def _presented_refresh_token(settings: Settings) -> str:
     request came from our own front-end. This needs no state and no token in
     JavaScript, unlike a double-submit token; SameSite=Strict is the first line.
     """
+    if settings.refresh_cookie:
+        # Whatever carries the token, the answer sets the cookie: a cross-site
+        # form posting a token of the attacker's in its body must not swap it.
+        _require_csrf_header(settings, "A refresh with the cookie")
+        _require_json_body()
     body = _read_json_object(required=not settings.refresh_cookie)
     presented = _string_field(
         body,
@@ -218,7 +224,6 @@ def _presented_refresh_token(settings: Settings) -> str:
     cookie = request.cookies.get(settings.refresh_cookie_name)
     if not cookie:
         raise InvalidRequest("Send the refresh token in the body or its cookie.")
-    _require_csrf_header(settings, "A refresh with the cookie")
     field = {"refresh_token": cookie}
     return t.cast(str, _string_field(field, "refresh_token", MAX_REFRESH_TOKEN_LENGTH))
 
@@ -232,6 +237,20 @@ def _require_csrf_header(settings: Settings, what: str) -> None:
         )
 
 
+def _require_json_body() -> None:
+    """Cookie mode: a body must be ``application/json``. A form (``text/plain``
+    included) is a CORS-simple request a cross-site page can send without a
+    preflight; such a request must never set the refresh cookie."""
+    if request.content_length == 0 or (
+        request.content_length is None and "Transfer-Encoding" not in request.headers
+    ):
+        return
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            "In cookie mode the request body must be application/json."
+        )
+
+
 def login() -> Response:
     """``POST {prefix}/tokens``: exchange a username and password for a token pair."""
     state = get_state()
@@ -241,6 +260,7 @@ def login() -> Response:
         # The answer sets the refresh cookie: a cross-site form must not log the
         # browser in to an account of the attacker's choosing (login CSRF).
         _require_csrf_header(state.settings, "A log-in in cookie mode")
+        _require_json_body()
     raw_username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
     password = t.cast(str, _string_field(body, "password", MAX_PASSWORD_LENGTH))
     user = check_login(state, raw_username, password)

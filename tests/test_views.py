@@ -801,6 +801,42 @@ def test_cookie_mode_login_needs_the_custom_header(
     assert "Set-Cookie" not in r.headers
 
 
+def test_cookie_mode_refresh_form_cannot_swap_the_cookie(
+    make_app: t.Callable[..., AppEnv],
+) -> None:
+    """Login CSRF through the refresh endpoint: a cross-site form
+    (``enctype=text/plain``) whose body spells the attacker's refresh token as
+    JSON must not answer with the attacker's session in a new cookie."""
+    env = make_app(JWT_AUTH_REFRESH_COOKIE=True)
+    env.create_user("mallory")
+    client = env.app.test_client()
+    https = {"base_url": "https://localhost"}
+    xhr = {"X-Requested-With": "XMLHttpRequest"}
+    r = client.post(
+        TOKENS, json={"username": "mallory", "password": PASSWORD}, headers=xhr, **https
+    )
+    assert r.status_code == 200
+    mallory = r.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+    client.delete_cookie("jwt_refresh_token", path=REFRESH)
+    form = '{"refresh_token":"' + mallory + '","pad":"="}'
+    # The form as a browser sends it: no custom header.
+    with nothing_written(env):
+        r = client.post(REFRESH, data=form, content_type="text/plain", **https)
+    assert_error(r, 403, "access_denied")
+    assert "Set-Cookie" not in r.headers
+    # Even with the header, a body that is not JSON is refused.
+    with nothing_written(env):
+        r = client.post(
+            REFRESH, data=form, content_type="text/plain", headers=xhr, **https
+        )
+    assert r.status_code == 415, r.get_data(as_text=True)
+    assert r.get_json()["error"] == "invalid_request"
+    assert "Set-Cookie" not in r.headers
+    # The front-end's own request (JSON and the header) still works.
+    r = client.post(REFRESH, json={"refresh_token": mallory}, headers=xhr, **https)
+    assert r.status_code == 200, r.get_data(as_text=True)
+
+
 # POST {prefix}/logout --------------------------------------------------------------
 
 
