@@ -5,21 +5,27 @@
 Serves a small application on a threaded Werkzeug server on 127.0.0.1 (in this
 process; SQLite in a temporary directory; flood limits off) whose users have real
 default Werkzeug hashes (scrypt) and whose extension keeps its default dummy hash,
-then times ``POST /tokens`` for four failure classes, in round-robin order so that
+then times ``POST /tokens`` for six failure classes, in round-robin order so that
 drift (CPU frequency, other load) touches every class alike:
 
 - unknown user: no such username;
 - wrong password: an existing, active user;
 - disabled user: ``is_active`` false, right password;
-- unusable hash: the stored hash is ``"not-a-hash"``.
+- empty hash: the stored hash is ``""``;
+- unusable hash: the stored hash is ``"not-a-hash"``;
+- outdated parameters: a wrong password for a user whose hash has older, cheaper
+  parameters (``pbkdf2:sha256:50000``), which the guard pads to the current cost.
 
-It prints the median per class and its ratio to the wrong-password median; a guard
-that holds gives ratios close to 1.0. Every response is checked to be the same 401.
+It prints the median per class and its ratio to the wrong-password median, and
+counts the hash verifications each attempt made (a counting wrapper around the
+default verifier). It exits non-zero unless every median is within
+max(5 ms, 10 %) of every other and every attempt verified exactly one hash (an
+unreadable hash adds the dummy's verification to its fast refusal, which costs
+no hash work). Every response is checked to be the same 401.
 
-Each request costs one scrypt verification (about 0.1-0.2 s on a typical core), so
-the default 300 samples per class (1200 requests) take some 2-4 minutes; pass
-``--samples`` for a quicker, rougher run. This is a measurement, not a test: it
-asserts nothing about the timings.
+Each request costs one scrypt verification (about 0.05-0.2 s on a typical core), so
+the default 300 samples per class (1800 requests) take some 2-5 minutes; pass
+``--samples`` for a quicker, rougher run.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
 from flask_jwt_authentication import JWTAuthentication
+from flask_jwt_authentication.passwords import werkzeug_needs_rehash
+from flask_jwt_authentication.passwords import werkzeug_verifier
 
 PREFIX = "/jwt-authentication/api/auth"
 PASSWORD = "correct horse battery staple"
@@ -56,8 +64,19 @@ CLASSES: dict[str, tuple[str, str]] = {
     "unknown user": ("nobody", PASSWORD),
     "wrong password": ("alice", "not the password"),
     "disabled user": ("disabled", PASSWORD),
+    "empty hash": ("empty", PASSWORD),
     "unusable hash": ("broken", PASSWORD),
+    "outdated parameters": ("old", "not the password"),
 }
+#: The older, cheaper parameters of the "outdated parameters" user.
+OLD_METHOD = "pbkdf2:sha256:50000"
+#: Hash verifications per attempt that did hash work; "unusable hash" also calls
+#: the verifier once on its unreadable hash, which refuses it without hashing.
+VERIFICATIONS = {name: 1 for name in CLASSES} | {"unusable hash": 2}
+HASHING = {name: 1 for name in CLASSES}
+
+#: How many times the verifier ran, and on how many hashes it did hash work.
+counts = {"calls": 0, "hashed": 0}
 REFERENCE = "wrong password"
 
 
@@ -83,6 +102,12 @@ def build_app(database_url: str) -> Flask:
 
     jwt = JWTAuthentication()
 
+    def counting_verifier(stored_hash: str, password: str) -> bool:
+        counts["calls"] += 1
+        result = werkzeug_verifier(stored_hash, password)  # raises before hashing
+        counts["hashed"] += 1
+        return result
+
     @jwt.user_lookup
     def find_user(username: str) -> t.Any:
         return db.session.execute(
@@ -101,6 +126,13 @@ def build_app(database_url: str) -> Flask:
     )
     db.init_app(app)
     jwt.init_app(app, db=db)
+    # The default verifier, counted; the dummy stays the one init_app made.
+    jwt.password_verifier(
+        counting_verifier,
+        dummy_hash=jwt.dummy_password_hash,
+        hasher=generate_password_hash,
+        needs_rehash=werkzeug_needs_rehash,
+    )
     with app.app_context():
         db.create_all()
         real_hash = generate_password_hash(PASSWORD)  # Werkzeug's default: scrypt
@@ -108,7 +140,12 @@ def build_app(database_url: str) -> Flask:
             [
                 User(username="alice", password_hash=real_hash),
                 User(username="disabled", password_hash=real_hash, is_active=False),
+                User(username="empty", password_hash=""),
                 User(username="broken", password_hash="not-a-hash"),
+                User(
+                    username="old",
+                    password_hash=generate_password_hash(PASSWORD, OLD_METHOD),
+                ),
             ]
         )
         db.session.commit()
@@ -148,7 +185,15 @@ def measure(port: int, samples: int, warmup: int) -> dict[str, list[float]]:
     try:
         for round_ in range(warmup + samples):
             for name, (username, password) in CLASSES.items():
+                before = dict(counts)
                 status, body, elapsed = client.login(username, password)
+                calls = counts["calls"] - before["calls"]
+                hashed = counts["hashed"] - before["hashed"]
+                if calls != VERIFICATIONS[name] or hashed != HASHING[name]:
+                    raise SystemExit(
+                        f"{name}: {calls} verifier calls, {hashed} hashed;"
+                        f" expected {VERIFICATIONS[name]} and {HASHING[name]}"
+                    )
                 if expected is None:
                     expected = (status, body)
                 if status != 401 or (status, body) != expected:
@@ -160,20 +205,31 @@ def measure(port: int, samples: int, warmup: int) -> dict[str, list[float]]:
     return times
 
 
-def report(times: dict[str, list[float]]) -> None:
+def report(times: dict[str, list[float]]) -> bool:
+    """Print the table; whether every median is within max(5 ms, 10 %) of every
+    other."""
     reference = statistics.median(times[REFERENCE])
     print(
-        f"{'class':<16}{'n':>6}{'median ms':>12}{'p10 ms':>10}{'p90 ms':>10}"
-        f"{'ratio':>8}"
+        f"{'class':<21}{'n':>6}{'median ms':>12}{'p10 ms':>10}{'p90 ms':>10}"
+        f"{'ratio':>8}{'hashes':>8}"
     )
+    medians = {}
     for name, values in times.items():
-        median = statistics.median(values)
+        median = medians[name] = statistics.median(values)
         deciles = statistics.quantiles(values, n=10)
         print(
-            f"{name:<16}{len(values):>6}{median * 1000:>12.2f}"
+            f"{name:<21}{len(values):>6}{median * 1000:>12.2f}"
             f"{deciles[0] * 1000:>10.2f}{deciles[-1] * 1000:>10.2f}"
-            f"{median / reference:>8.3f}"
+            f"{median / reference:>8.3f}{HASHING[name]:>8}"
         )
+    low, high = min(medians.values()), max(medians.values())
+    allowed = max(0.005, 0.10 * low)
+    within = high - low <= allowed
+    print(
+        f"spread {1000 * (high - low):.2f} ms (allowed {1000 * allowed:.2f} ms):"
+        f" {'OK' if within else 'TOO WIDE'}; one hash per attempt: OK"
+    )
+    return within
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -210,8 +266,11 @@ def main(argv: list[str] | None = None) -> None:
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
-        report(times)
-        print(f"total {total:.1f} s for {(args.samples + args.warmup) * 4} requests")
+        within = report(times)
+        requests = (args.samples + args.warmup) * len(CLASSES)
+        print(f"total {total:.1f} s for {requests} requests")
+        if not within:
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

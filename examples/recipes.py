@@ -106,3 +106,26 @@ def reject_tokens_older_than_password(
             raise TokenRejected("The password has changed since; log in again.")
 
     return receiver
+
+
+# Store upgraded password hashes ------------------------------------------------------
+
+
+def store_rehashed_password(
+    db: t.Any,
+) -> t.Callable[..., None]:
+    """A ``password_rehashed`` receiver saving the new hash on the user.
+
+    A user logged in with a hash of an older method or cheaper parameters; the
+    extension re-hashed the password with the current ones. Connect it with
+    ``weak=False``::
+
+        signals.password_rehashed.connect(store_rehashed_password(db), app, weak=False)
+    """
+
+    def receiver(sender: t.Any, user: t.Any, password_hash: str) -> None:
+        user.password_hash = password_hash
+        db.session.add(user)
+        db.session.commit()
+
+    return receiver

@@ -46,7 +46,7 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_REFRESH_TOKEN_TTL": 1209600,
     "JWT_AUTH_ROLES_CLAIM": "roles",
     "JWT_AUTH_SECRET_KEY": None,
-    "JWT_AUTH_SESSION_MAX_AGE": None,
+    "JWT_AUTH_SESSION_MAX_AGE": 2592000,
     "JWT_AUTH_URL_PREFIX": "/jwt-authentication/api/auth",
 }
 
@@ -106,8 +106,9 @@ class Settings:
     refresh_cookie_csrf_header: str = "X-Requested-With"
     #: The claim the roles loader fills and ``@jwt_required(roles=...)`` reads.
     roles_claim: str = "roles"
-    #: A login session's absolute lifetime in seconds; ``None``: no limit.
-    session_max_age: int | None = None
+    #: A login session's absolute lifetime in seconds (30 days unless set);
+    #: ``None``: no limit, only when configured so explicitly.
+    session_max_age: int | None = 2592000
     #: Seconds between reloads of the stored keys (rotations reach every worker
     #: within this time).
     keys_refresh_interval: int = 5
@@ -210,6 +211,15 @@ def _audience(config: t.Mapping[str, t.Any]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _session_max_age(config: t.Mapping[str, t.Any]) -> int | None:
+    """The absolute session lifetime: 30 days by default (Auth0's default
+    absolute lifetime); no limit only when ``None`` is set explicitly."""
+    key = "JWT_AUTH_SESSION_MAX_AGE"
+    if key in config and config[key] is None:
+        return None
+    return _whole(config, key, minimum=1)
+
+
 def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
     """Validate the ``JWT_AUTH_*`` keys of ``config`` and return :class:`Settings`.
 
@@ -259,11 +269,7 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
             config, "JWT_AUTH_REFRESH_COOKIE_CSRF_HEADER"
         ),
         roles_claim=_roles_claim(config),
-        session_max_age=(
-            None
-            if config.get("JWT_AUTH_SESSION_MAX_AGE") is None
-            else _whole(config, "JWT_AUTH_SESSION_MAX_AGE", minimum=1)
-        ),
+        session_max_age=_session_max_age(config),
         refresh_grace_period=_whole(config, "JWT_AUTH_REFRESH_GRACE_PERIOD", minimum=0),
         keys_refresh_interval=_whole(
             config, "JWT_AUTH_KEYS_REFRESH_INTERVAL", minimum=1

@@ -27,7 +27,11 @@ from .models import Tables
 from .models import build_tables
 from .overrides import SettingsStore
 from .passwords import DummyHash
+from .passwords import NeedsRehash
+from .passwords import PasswordHasher
 from .passwords import PasswordVerifier
+from .passwords import werkzeug_method
+from .passwords import werkzeug_needs_rehash
 from .passwords import werkzeug_verifier
 from .store import SessionInfo
 from .store import Store
@@ -181,6 +185,8 @@ class JWTAuthentication:
         self._username_normalizer: UsernameNormalizer = normalize_username
         self._roles_loader: RolesLoader = _no_roles
         self._password_verifier: PasswordVerifier = werkzeug_verifier
+        self._password_hasher: PasswordHasher | None = self._werkzeug_hash
+        self._needs_rehash: NeedsRehash | None = werkzeug_needs_rehash
         self._dummy_hash = DummyHash()
         if app is not None:
             self.init_app(app, db=db)
@@ -256,6 +262,9 @@ class JWTAuthentication:
 
         app.register_blueprint(make_blueprint(settings))
         app.cli.add_command(jwt_cli)
+        # Made now, not inside the first log-in: that attempt would cost two
+        # hashes and tell itself apart.
+        self._dummy_hash.get()
 
     # Callbacks ------------------------------------------------------------------------
 
@@ -355,7 +364,12 @@ class JWTAuthentication:
         return func
 
     def password_verifier(
-        self, func: F | None = None, *, dummy_hash: str | None = None
+        self,
+        func: F | None = None,
+        *,
+        dummy_hash: str | None = None,
+        hasher: PasswordHasher | None = None,
+        needs_rehash: NeedsRehash | None = None,
     ) -> t.Any:
         """Register the function that verifies a password against a stored hash.
 
@@ -366,21 +380,44 @@ class JWTAuthentication:
 
             @jwt.password_verifier(dummy_hash=argon2.hash("dummy"))
             def verify(stored_hash, password): ...
+
+        :param dummy_hash: a hash of the current method and parameters.
+        :param hasher: ``(password) -> hash`` with the current parameters; with
+            ``needs_rehash``, a successful log-in with an outdated hash sends
+            :data:`~flask_jwt_authentication.signals.password_rehashed`.
+        :param needs_rehash: ``(stored_hash, dummy_hash) -> bool``: whether a
+            stored hash is outdated. Failed log-ins with one wait for the
+            difference in cost. Without it no hash counts as outdated.
+
+        .. versionchanged:: 0.1
+            Added ``hasher`` and ``needs_rehash``.
         """
 
         def register(f: F) -> F:
             self._password_verifier = f
+            self._password_hasher = hasher
+            self._needs_rehash = needs_rehash
             if dummy_hash is not None:
                 self._dummy_hash = DummyHash(dummy_hash)
             return f
 
         return register(func) if func is not None else register
 
+    def _werkzeug_hash(self, password: str) -> str:
+        """A Werkzeug hash with the dummy hash's method and parameters."""
+        from werkzeug.security import generate_password_hash
+
+        method = werkzeug_method(self._dummy_hash.get())
+        return generate_password_hash(password, method=method)
+
     @property
     def dummy_password_hash(self) -> str:
-        """The hash failed log-ins are verified against (made lazily).
+        """The hash failed log-ins are verified against (made at ``init_app``).
 
-        Set it to a hash of the same method and cost as your users' hashes.
+        Its method and parameters are the current ones: with the default
+        verifier, a user's hash of another method or parameters is outdated,
+        and re-hashed with these at the user's next log-in. Set it to a hash of
+        the method and cost your users' hashes should have.
         """
         return self._dummy_hash.get()
 

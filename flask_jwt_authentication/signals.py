@@ -44,3 +44,9 @@ logged_out = _signals.signal("logged-out")
 #: alert on. Sender: the app. Arguments: ``session_id`` (a string), ``identity``
 #: (the user's identity) and ``address`` (the client address).
 refresh_token_reused = _signals.signal("refresh-token-reused")
+
+#: Sent after a successful log-in whose stored hash had another method or older
+#: parameters than the current ones. Sender: the app. Arguments: ``user`` and
+#: ``password_hash`` (the password hashed with the current ones): store it as the
+#: user's hash. Sent before the tokens are issued, in the log-in's request.
+password_rehashed = _signals.signal("password-rehashed")

@@ -327,13 +327,20 @@ def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
         # An outage is not a failed attempt: it must not lock the account.
         reservation.cancel()
         raise
-    failure = check_credentials(
+    outcome = check_credentials(
         user,
         password,
         attribute=state.settings.password_hash_attribute,
         verify=ext._password_verifier,
-        dummy_hash=ext.dummy_password_hash,
+        dummy=ext._dummy_hash,
+        needs_rehash=ext._needs_rehash,
     )
+    failure = outcome.failure
+    if outcome.outdated and failure is None and ext._password_hasher is not None:
+        # The application owns the user table: it stores the new hash.
+        signals.password_rehashed.send(
+            app, user=user, password_hash=ext._password_hasher(password)
+        )
     if failure is not None:
         signals.login_failed.send(
             app, username=username, address=_client_address(), reason=failure

@@ -41,6 +41,7 @@ def load(**settings: t.Any) -> config.Settings:
         ("JWT_AUTH_FLOOD_IP_LIMIT", "50 per hour"),
         ("JWT_AUTH_FLOOD_USER_LIMIT", "5 per 5 minutes"),
         ("JWT_AUTH_REFRESH_COOKIE", False),
+        ("JWT_AUTH_SESSION_MAX_AGE", 2592000),
     ],
 )
 def test_defaults_are_those_of_the_contract(key: str, default: object) -> None:

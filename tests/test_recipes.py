@@ -132,3 +132,25 @@ def test_tokens_older_than_the_password_are_refused(
         assert client.get("/api/me", headers=bearer(old)).status_code == 200
     finally:
         signals.jwt_decoded.disconnect(receiver, env.app)
+
+
+def test_rehashed_passwords_are_stored(env: AppEnv, recipes: ModuleType) -> None:
+    from conftest import PASSWORD
+    from werkzeug.security import check_password_hash
+    from werkzeug.security import generate_password_hash
+
+    env.set_user(
+        "alice", password_hash=generate_password_hash(PASSWORD, "pbkdf2:sha256:500")
+    )
+    receiver = recipes.store_rehashed_password(env.db)
+    signals.password_rehashed.connect(receiver, env.app, weak=False)
+    try:
+        assert login(env.app.test_client()).status_code == 200
+    finally:
+        signals.password_rehashed.disconnect(receiver, env.app)
+    with env.app.app_context():
+        user = env.db.session.execute(
+            env.db.select(env.User).filter_by(username="alice")
+        ).scalar_one()
+        assert user.password_hash.startswith(env.jwt.dummy_password_hash.split("$")[0])
+        assert check_password_hash(user.password_hash, PASSWORD)

@@ -224,6 +224,42 @@ def test_absolute_lifetime_caps_refreshes(
     assert_error(refresh(client, pair["refresh_token"]), 401, "invalid_grant")
 
 
+WEEK = 7 * 86400
+THIRTY_DAYS = 30 * 86400
+
+
+def test_default_absolute_lifetime_is_30_days(
+    make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
+) -> None:
+    """Unconfigured, a session refreshed once a week ends 30 days after the log-in,
+    while the idle lifetime stays the refresh TTL (14 days)."""
+    env = configured(make_app, database_url)
+    assert env.app.config.get("JWT_AUTH_SESSION_MAX_AGE", "unset") == "unset"
+    client = env.app.test_client()
+    pair = login(client)
+    assert pair["refresh_expires_in"] == 1209600
+    for week in range(1, 5):
+        clock.shift(WEEK)
+        pair = pair_of(refresh(client, pair["refresh_token"]))
+        assert pair["refresh_expires_in"] == min(1209600, THIRTY_DAYS - week * WEEK)
+    assert pair["refresh_expires_in"] == 2 * 86400
+    clock.shift(2 * 86400)
+    assert_error(refresh(client, pair["refresh_token"]), 401, "invalid_grant")
+
+
+def test_no_absolute_lifetime_only_when_set_to_none(
+    make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
+) -> None:
+    env = configured(make_app, database_url, JWT_AUTH_SESSION_MAX_AGE=None)
+    client = env.app.test_client()
+    pair = login(client)
+    for _ in range(10):  # 70 days, refreshed weekly
+        clock.shift(WEEK)
+        pair = pair_of(refresh(client, pair["refresh_token"]))
+        assert pair["refresh_expires_in"] == 1209600
+    assert_works(client, pair)
+
+
 def test_refresh_one_second_before_the_max_age(
     make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
 ) -> None:
