@@ -44,3 +44,13 @@ logged_out = _signals.signal("logged-out")
 #: alert on. Sender: the app. Arguments: ``session_id`` (a string), ``identity``
 #: (the user's identity) and ``address`` (the client address).
 refresh_token_reused = _signals.signal("refresh-token-reused")
+
+#: Sent when the RFC 8414 metadata document is built. Sender: the app.
+#: Arguments: ``metadata`` (the dict about to be served; receivers may add
+#: members, such as ``dpop_signing_alg_values_supported``).
+server_metadata_created = _signals.signal("server-metadata-created")
+
+#: Sent after :meth:`~flask_jwt_authentication.JWTAuthentication.password_changed`
+#: refused the user's earlier tokens. Sender: the app. Arguments: ``user``,
+#: ``not_before`` (seconds since the epoch) and ``sessions_revoked`` (a count).
+password_changed = _signals.signal("password-changed")
