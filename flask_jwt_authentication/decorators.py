@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import time
 import typing as t
 
 from flask import current_app
@@ -16,6 +17,7 @@ from werkzeug.local import LocalProxy
 from . import signals
 from . import tokens
 from .errors import InsufficientScope
+from .errors import InsufficientUserAuthentication
 from .errors import InvalidToken
 from .errors import MissingToken
 from .errors import TokenRejected
@@ -58,6 +60,7 @@ def authenticate(
     optional: bool = False,
     permission: str | None = None,
     roles: t.Collection[str] = (),
+    max_age: int | None = None,
 ) -> None:
     """Verify the request's bearer token and remember the result for the request.
 
@@ -68,8 +71,12 @@ def authenticate(
     :param optional: a request without a bearer token passes, anonymously.
     :param permission: a permission the user must have.
     :param roles: the token must carry at least one of these roles.
+    :param max_age: the user must have given the password at most this many
+        seconds ago (the token's ``auth_time``, RFC 9470).
     :raises MissingToken: no bearer token (and not ``optional``).
     :raises InvalidToken: the token is invalid, revoked, rejected or its user gone.
+    :raises InsufficientUserAuthentication: the token's ``auth_time`` is older
+        than ``max_age``.
     :raises InsufficientScope: the user lacks ``permission``.
     :raises TemporarilyUnavailable: the database (in verify-only mode: the JWKS)
         cannot be reached.
@@ -96,7 +103,9 @@ def authenticate(
             claims = tokens.decode(token, state.settings, state.keyset)
             store = state.store
             with store.unavailable_on_error():
-                reason = store.revocation_status(claims["jti"], claims["sid"])
+                reason = store.revocation_status(
+                    claims["jti"], claims["sid"], claims["iat"]
+                )
             if reason is not None:
                 raise InvalidToken(reason)
             _send_decoded(claims, token)
@@ -105,6 +114,8 @@ def authenticate(
             if user is None or not is_active(user):
                 raise InvalidToken("The token's user is unknown or disabled.")
             setattr(g, _G_KEY, Authentication(claims, user, token))
+        if max_age is not None and token is not None:
+            _check_max_age(claims, max_age)
         if permission is not None and not state.extension.has_permission(
             user, permission
         ):
@@ -114,6 +125,18 @@ def authenticate(
     except (InvalidToken, InsufficientScope) as e:
         e.with_realm(state.settings.realm)
         raise
+
+
+def _check_max_age(claims: t.Mapping[str, t.Any], max_age: int) -> None:
+    """RFC 9470 §3: refuse a token whose user authenticated too long ago (or
+    whose ``auth_time`` is missing, as in tokens issued before it existed)."""
+    auth_time = claims.get("auth_time")
+    if (
+        isinstance(auth_time, bool)
+        or not isinstance(auth_time, (int, float))
+        or time.time() - auth_time > max_age
+    ):
+        raise InsufficientUserAuthentication(max_age)
 
 
 def _check_roles(claim: str, required: t.Collection[str]) -> None:
@@ -157,6 +180,7 @@ def jwt_required(
     optional: bool = False,
     permission: str | None = None,
     roles: str | t.Iterable[str] = (),
+    max_age: int | None = None,
 ) -> t.Callable[[F], F]: ...
 
 
@@ -167,6 +191,7 @@ def jwt_required(
     optional: bool = False,
     permission: str | None = None,
     roles: str | t.Iterable[str] = (),
+    max_age: int | None = None,
 ) -> F | t.Callable[[F], F]:
     """Protect a view: it runs only for a request with a valid access token.
 
@@ -182,26 +207,45 @@ def jwt_required(
     :param roles: a role name or several: the token's roles claim (filled by
         :meth:`JWTAuthentication.roles_loader`) must hold at least one; 403
         ``insufficient_scope`` otherwise.
+    :param max_age: step-up authentication (RFC 9470): the user must have given
+        the password at most this many seconds ago (the token's ``auth_time``;
+        a refresh keeps it). Otherwise 401 with ``WWW-Authenticate: Bearer
+        error="insufficient_user_authentication", max_age=...``; a new log-in
+        gives a token that passes.
 
     Failures answer 401 with ``WWW-Authenticate: Bearer`` (RFC 6750 §3) or 403,
     with a JSON error body.
     """
 
     required = frozenset([roles] if isinstance(roles, str) else roles)
+    if max_age is not None and (
+        isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0
+    ):
+        raise TypeError("max_age must be a non-negative number of seconds.")
 
     def decorator(view: F) -> F:
         if inspect.iscoroutinefunction(view):
 
             @functools.wraps(view)
             async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-                authenticate(optional=optional, permission=permission, roles=required)
+                authenticate(
+                    optional=optional,
+                    permission=permission,
+                    roles=required,
+                    max_age=max_age,
+                )
                 return await view(*args, **kwargs)
 
             return t.cast(F, async_wrapper)
 
         @functools.wraps(view)
         def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            authenticate(optional=optional, permission=permission, roles=required)
+            authenticate(
+                optional=optional,
+                permission=permission,
+                roles=required,
+                max_age=max_age,
+            )
             return view(*args, **kwargs)
 
         return t.cast(F, wrapper)

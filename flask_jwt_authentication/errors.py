@@ -175,6 +175,31 @@ class InvalidToken(JWTAuthError, Unauthorized):
     error = "invalid_token"
 
 
+class InsufficientUserAuthentication(InvalidToken):
+    """401: the user authenticated too long ago for this route (RFC 9470 §3).
+
+    The challenge carries ``max_age`` so that the client knows to ask the user for
+    the password again and retry with the new token.
+
+    :param max_age: the largest accepted age of ``auth_time``, in seconds.
+    """
+
+    error = "insufficient_user_authentication"
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__(
+            f"A log-in within the last {max_age} seconds is required: "
+            "authenticate again."
+        )
+        self.max_age = max_age
+
+    def with_realm(self, realm: str) -> InsufficientUserAuthentication:
+        """Add the challenge with ``max_age`` (RFC 9470 §3) and return self."""
+        super().with_realm(realm)
+        self.extra_headers["WWW-Authenticate"] += f", max_age={self.max_age}"
+        return self
+
+
 class MissingToken(InvalidToken):
     """401: the request carries no bearer token."""
 
@@ -249,3 +274,21 @@ class ConfigurationError(RuntimeError):
     Raised by :meth:`~flask_jwt_authentication.JWTAuthentication.init_app`, at start-up,
     with a message naming the key and what to do.
     """
+
+
+class InvalidClient(JWTAuthError, Unauthorized):
+    """401: an introspection client's HTTP Basic credentials are missing or wrong
+    (RFC 7662 §2.1, RFC 6749 §5.2), with ``WWW-Authenticate: Basic``."""
+
+    error = "invalid_client"
+
+    def __init__(self, description: str, realm: str) -> None:
+        super().__init__(
+            description, headers={"WWW-Authenticate": f"Basic realm={_quote(realm)}"}
+        )
+
+
+class UnsupportedTokenType(InvalidRequest):
+    """400: the server cannot revoke this kind of token (RFC 7009 §2.2.1)."""
+
+    error = "unsupported_token_type"

@@ -14,6 +14,7 @@ from flask import Flask
 from flask import current_app
 
 from . import config
+from . import signals
 from .errors import ConfigurationError
 from .errors import ServerMisconfigured
 from .keys import KeySet
@@ -25,6 +26,7 @@ from .limits import FloodControl
 from .limits import normalize_username
 from .models import Tables
 from .models import build_tables
+from .notbefore import set_not_before
 from .overrides import SettingsStore
 from .passwords import DummyHash
 from .passwords import NeedsRehash
@@ -258,9 +260,12 @@ class JWTAuthentication:
         app.before_request(app.extensions[EXTENSION_KEY].overrides.refresh)
         app.before_request(ring.refresh)
         from .cli import jwt_cli
+        from .standards import standard_routes
         from .views import make_blueprint
 
-        app.register_blueprint(make_blueprint(settings))
+        app.register_blueprint(
+            make_blueprint(settings, standard_routes(settings, app.config))
+        )
         app.cli.add_command(jwt_cli)
         # Made now, not inside the first log-in: that attempt would cost two
         # hashes and tell itself apart.
@@ -491,6 +496,36 @@ class JWTAuthentication:
                 self._user_key(user), now=int(time.time()), reason="revoked"
             )
             store.commit()
+        return count
+
+    def password_changed(self, user: t.Any) -> int:
+        """Call when ``user``'s password changes or is reset: every token of the
+        user issued before now stops working at once, on every worker.
+
+        Stores a per-user "not before" that the check of every protected request
+        reads, ends every login session of the user (so no refresh token issued
+        before works either), and sends
+        :data:`~flask_jwt_authentication.signals.password_changed`. Log in
+        again for new tokens.
+
+        :param user: the user whose password changed.
+        :returns: how many sessions were ended.
+
+        .. versionadded:: 0.1.0
+        """
+        store = get_state().store
+        key = self._user_key(user)
+        now = int(time.time())
+        with store.unavailable_on_error():
+            set_not_before(store, key, now)
+            count = store.revoke_user_sessions(key, now=now, reason="password changed")
+            store.commit()
+        signals.password_changed.send(
+            current_app._get_current_object(),  # type: ignore[attr-defined]
+            user=user,
+            not_before=now,
+            sessions_revoked=count,
+        )
         return count
 
 

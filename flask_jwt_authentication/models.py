@@ -16,6 +16,7 @@ REFRESH_TOKENS = "jwt_auth_refresh_tokens"
 REVOKED_TOKENS = "jwt_auth_revoked_tokens"
 KEYS = "jwt_auth_keys"
 SETTINGS = "jwt_auth_settings"
+USER_NOT_BEFORE = "jwt_auth_user_not_before"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +29,8 @@ class Tables:
     :param keys: signing keys, their private parts encrypted.
     :param settings: settings edited at run time (the admin), overriding the
         configuration.
+    :param user_not_before: per user, the time before which no token of the user
+        is accepted (set when the password changes).
     """
 
     sessions: sa.Table
@@ -35,6 +38,7 @@ class Tables:
     revoked_tokens: sa.Table
     keys: sa.Table
     settings: sa.Table
+    user_not_before: sa.Table
 
 
 def build_tables(metadata: sa.MetaData) -> Tables:
@@ -49,6 +53,7 @@ def build_tables(metadata: sa.MetaData) -> Tables:
             metadata.tables[REVOKED_TOKENS],
             metadata.tables[KEYS],
             metadata.tables[SETTINGS],
+            metadata.tables[USER_NOT_BEFORE],
         )
     sessions = sa.Table(
         SESSIONS,
@@ -64,6 +69,9 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("revoke_reason", sa.String(32), nullable=True),
         sa.Column("client_ip", sa.String(45), nullable=True),
         sa.Column("user_agent", sa.String(255), nullable=True),
+        # When the user last gave a password in this session (RFC 9470 auth_time);
+        # NULL for sessions started before the column existed: their created_at.
+        sa.Column("auth_time", sa.BigInteger(), nullable=True),
     )
     refresh_tokens = sa.Table(
         REFRESH_TOKENS,
@@ -116,4 +124,14 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("value", sa.Text(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
     )
-    return Tables(sessions, refresh_tokens, revoked_tokens, keys, settings)
+    user_not_before = sa.Table(
+        USER_NOT_BEFORE,
+        metadata,
+        # The identity, JSON-encoded as in the sessions table.
+        sa.Column("user_id", sa.String(255), primary_key=True),
+        # Tokens of the user issued before this time are refused.
+        sa.Column("not_before", sa.BigInteger(), nullable=False),
+    )
+    return Tables(
+        sessions, refresh_tokens, revoked_tokens, keys, settings, user_not_before
+    )

@@ -50,3 +50,13 @@ refresh_token_reused = _signals.signal("refresh-token-reused")
 #: ``password_hash`` (the password hashed with the current ones): store it as the
 #: user's hash. Sent before the tokens are issued, in the log-in's request.
 password_rehashed = _signals.signal("password-rehashed")
+
+#: Sent when the RFC 8414 metadata document is built. Sender: the app.
+#: Arguments: ``metadata`` (the dict about to be served; receivers may add
+#: members, such as ``dpop_signing_alg_values_supported``).
+server_metadata_created = _signals.signal("server-metadata-created")
+
+#: Sent after :meth:`~flask_jwt_authentication.JWTAuthentication.password_changed`
+#: refused the user's earlier tokens. Sender: the app. Arguments: ``user``,
+#: ``not_before`` (seconds since the epoch) and ``sessions_revoked`` (a count).
+password_changed = _signals.signal("password-changed")

@@ -65,6 +65,8 @@ class RefreshRecord:
     consumed_at: int | None
     session_created_at: int
     session_revoked: bool
+    #: When the session's user last gave a password (RFC 9470 ``auth_time``).
+    auth_time: int | None = None
 
     @property
     def consumed(self) -> bool:
@@ -131,12 +133,18 @@ class Store:
         self.db = db
         self.tables = tables
         sessions, revoked = tables.sessions, tables.revoked_tokens
-        # One round trip for both revocations: the session row and the jti.
+        not_before = tables.user_not_before
+        # One round trip for every revocation: the session row, the jti, and the
+        # user's not-before (a password change).
         self._status = sa.select(
             sessions.c.revoked_at,
             sa.exists()
             .where(revoked.c.jti == sa.bindparam("jti"))
             .label("jti_revoked"),
+            sa.select(not_before.c.not_before)
+            .where(not_before.c.user_id == sessions.c.user_id)
+            .scalar_subquery()
+            .label("not_before"),
         ).where(sessions.c.id == sa.bindparam("sid"))
 
     @contextlib.contextmanager
@@ -177,11 +185,15 @@ class Store:
 
     # The hot path -----------------------------------------------------------------
 
-    def revocation_status(self, jti: str, session_id: str) -> str | None:
+    def revocation_status(
+        self, jti: str, session_id: str, issued_at: float | None = None
+    ) -> str | None:
         """Why an access token is revoked, or ``None`` if it is not.
 
         :param jti: the token's ``jti``.
         :param session_id: the token's ``sid``.
+        :param issued_at: the token's ``iat``: refused if before the user's
+            not-before (its password changed since).
         """
         params = {"jti": jti, "sid": uuid.UUID(session_id)}
         # The request's own connection, the one the user loader uses next: one
@@ -193,6 +205,12 @@ class Store:
             return "The login session has been revoked."
         if row.jti_revoked:
             return "The token has been revoked."
+        if (
+            issued_at is not None
+            and row.not_before is not None
+            and issued_at < row.not_before
+        ):
+            return "The user's credentials changed after the token was issued."
         return None
 
     # Writes, in the request's transaction ------------------------------------------
@@ -218,6 +236,7 @@ class Store:
             expires_at=expires_at,
             client_ip=client_ip,
             user_agent=user_agent,
+            auth_time=now,
         )
         return session_id, self._insert_refresh_token(session_id, now, expires_at)
 
@@ -229,11 +248,13 @@ class Store:
         expires_at: int,
         client_ip: str | None,
         user_agent: str | None,
+        auth_time: int | None = None,
     ) -> uuid.UUID:
         """Insert a login session without a refresh token (the admin's sign-in
         keeps its session in a cookie instead).
 
         :param expires_at: when the session ends.
+        :param auth_time: when the user gave the password (default: ``now``).
         :returns: the session id.
         """
         session_id = uuid.uuid4()
@@ -246,6 +267,7 @@ class Store:
                 expires_at=expires_at,
                 client_ip=(client_ip or None) and client_ip[:45],
                 user_agent=(user_agent or None) and user_agent[:255],
+                auth_time=now if auth_time is None else auth_time,
             )
         )
         return session_id
@@ -281,6 +303,7 @@ class Store:
                 sessions.c.user_id,
                 sessions.c.created_at,
                 sessions.c.revoked_at,
+                sessions.c.auth_time,
             )
             .join(sessions, sessions.c.id == rt.c.session_id)
             .where(rt.c.token_hash == token_hash)
@@ -295,6 +318,7 @@ class Store:
             consumed_at=row.consumed_at,
             session_created_at=row.created_at,
             session_revoked=row.revoked_at is not None,
+            auth_time=row.auth_time,
         )
 
     def rotate(self, record: RefreshRecord, *, now: int, expires_at: int) -> str | None:

@@ -33,7 +33,7 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Claims the extension writes and receivers of ``jwt_created`` may not change.
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "uid", "aud", "iat", "nbf", "exp", "jti", "sid"}
+    {"iss", "sub", "uid", "aud", "iat", "nbf", "exp", "jti", "sid", "auth_time"}
 )
 #: Tokens longer than this are refused before anything is decoded.
 MAX_TOKEN_LENGTH = 8192
@@ -55,6 +55,7 @@ def access_claims(
     *,
     now: int | None = None,
     jti: str | None = None,
+    auth_time: int | None = None,
 ) -> dict[str, t.Any]:
     """The registered claims of a new access token.
 
@@ -63,6 +64,8 @@ def access_claims(
     :param session_id: the login session (token family), written as ``sid``.
     :param now: the issue time, seconds since the epoch; defaults to the clock.
     :param jti: the token id; a fresh random one by default.
+    :param auth_time: when the user last gave a password in this session
+        (RFC 9470 §3, OpenID Connect Core §2); the issue time by default.
     """
     issued = int(time.time()) if now is None else now
     claims: dict[str, t.Any] = {
@@ -74,6 +77,7 @@ def access_claims(
         "exp": issued + settings.access_token_ttl,
         "jti": jti or new_jti(),
         "sid": session_id,
+        "auth_time": issued if auth_time is None else auth_time,
     }
     if settings.audience:
         claims["aud"] = settings.audience[0]

@@ -130,6 +130,7 @@ def _issue(
     now: int,
     refresh_expires_at: int,
     key: Key,
+    auth_time: int | None = None,
 ) -> tuple[Response, dict[str, t.Any]]:
     """Sign the access token of a new pair with ``key``, commit, and answer with
     the pair.
@@ -139,11 +140,16 @@ def _issue(
     connection, which must not be awaited while this request holds one and its
     write lock.
 
+    :param auth_time: when the user last gave a password (default: ``now``).
     :returns: the response and the access token's claims.
     """
     settings = state.settings
     claims = tokens.access_claims(
-        settings, state.extension.identity_of(user), session_id, now=now
+        settings,
+        state.extension.identity_of(user),
+        session_id,
+        now=now,
+        auth_time=auth_time,
     )
     roles = state.extension._roles_loader(user)
     if roles is not None:
@@ -415,8 +421,11 @@ def _refresh(state: AppState, presented: str) -> Response:
                 rotated = store.branch(again, now=now, expires_at=expires_at)
             new_token = rotated
         session_id = str(record.session_id)
+        # A refresh keeps the session's auth_time (RFC 9470): only a password
+        # makes a token fresh again.
+        auth_time = record.auth_time or record.session_created_at
         response, claims = _issue(
-            state, user, session_id, new_token, now, expires_at, key
+            state, user, session_id, new_token, now, expires_at, key, auth_time
         )
     signals.token_refreshed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
@@ -607,8 +616,15 @@ def _dispatch(
     return view
 
 
-def make_blueprint(settings: Settings) -> Blueprint:
-    """The blueprint of the endpoints, under ``settings.url_prefix``."""
+def make_blueprint(
+    settings: Settings,
+    extra_routes: t.Mapping[str, tuple[str, dict[str, t.Callable[..., Response]]]]
+    | None = None,
+) -> Blueprint:
+    """The blueprint of the endpoints, under ``settings.url_prefix``.
+
+    :param extra_routes: more routes, path -> (endpoint name, method -> view).
+    """
     bp = Blueprint("jwt_authentication", __name__)
     prefix = settings.url_prefix
     routes: dict[str, tuple[str, dict[str, t.Callable[..., Response]]]] = {
@@ -626,6 +642,7 @@ def make_blueprint(settings: Settings) -> Blueprint:
         from .openapi import serve_document
 
         routes[f"{prefix}/openapi.json"] = ("openapi", {"GET": serve_document})
+    routes.update(extra_routes or {})
 
     def register(state: BlueprintSetupState) -> None:
         # Flask's add_url_rule always restricts methods; a Werkzeug rule without

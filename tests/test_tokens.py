@@ -120,6 +120,7 @@ def test_access_claims_carry_the_contract_claims() -> None:
         "exp": NOW + 600,
         "jti": claims["jti"],
         "sid": SID,
+        "auth_time": NOW,
     }
     assert "aud" not in claims
 

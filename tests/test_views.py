@@ -48,7 +48,7 @@ PAIR_MEMBERS = {
     "refresh_token",
     "refresh_expires_in",
 }
-CLAIMS = {"iss", "sub", "uid", "iat", "nbf", "exp", "jti", "sid"}
+CLAIMS = {"iss", "sub", "uid", "iat", "nbf", "exp", "jti", "sid", "auth_time"}
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
 PUBLIC_KEY_FILES = {

@@ -1,0 +1,119 @@
+"""The resource servers allowed to introspect tokens (RFC 7662 §2.1).
+
+``JWT_AUTH_INTROSPECTION_CLIENTS`` maps a client id to its secret, given either in
+plain text or, as recommended, as a Werkzeug password hash
+(:func:`werkzeug.security.generate_password_hash`). Credentials are checked in
+constant time, and an unknown client id costs what a known one does, so the
+answer tells nothing of which ids exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import secrets
+import typing as t
+from urllib.parse import unquote_plus
+
+from werkzeug.security import check_password_hash
+from werkzeug.security import generate_password_hash
+
+from .errors import ConfigurationError
+
+#: Prefixes of the hash formats Werkzeug writes (``method$salt$hash``).
+_HASH_PREFIXES = ("scrypt:", "pbkdf2:")
+_KEY = "JWT_AUTH_INTROSPECTION_CLIENTS"
+
+
+@dataclasses.dataclass(frozen=True)
+class IntrospectionClient:
+    """One configured resource server; ``repr`` never shows the secret."""
+
+    client_id: str
+    #: Whether the secret is configured as a Werkzeug hash.
+    hashed: bool
+    secret: str = dataclasses.field(repr=False)
+
+    def verify(self, presented: str) -> bool:
+        """Whether ``presented`` is this client's secret (constant time)."""
+        if self.hashed:
+            return check_password_hash(self.secret, presented)
+        return hmac.compare_digest(self.secret.encode(), presented.encode())
+
+
+@dataclasses.dataclass(frozen=True)
+class IntrospectionClients:
+    """The configured clients, and a stand-in an unknown id is checked against."""
+
+    clients: t.Mapping[str, IntrospectionClient]
+    dummy: IntrospectionClient
+
+    def authenticate(self, client_id: str, secret: str) -> IntrospectionClient | None:
+        """The client whose credentials these are, or ``None``.
+
+        RFC 6749 §2.3.1 has clients form-encode id and secret before Basic
+        encoding; credentials sent unencoded are accepted too.
+        """
+        ok = False
+        found: IntrospectionClient | None = None
+        for cid, sec in _variants(client_id, secret):
+            client = self.clients.get(cid)
+            # The same work whether the id exists or not.
+            matched = (client or self.dummy).verify(sec)
+            if client is not None and matched and not ok:
+                ok, found = True, client
+        return found
+
+    def listing(self) -> list[tuple[str, bool]]:
+        """(client id, whether the secret is hashed) of every client, sorted."""
+        return sorted((c.client_id, c.hashed) for c in self.clients.values())
+
+
+def _variants(client_id: str, secret: str) -> list[tuple[str, str]]:
+    decoded = (unquote_plus(client_id), unquote_plus(secret))
+    return (
+        [(client_id, secret)]
+        if decoded == (client_id, secret)
+        else [
+            (client_id, secret),
+            decoded,
+        ]
+    )
+
+
+def load_clients(config: t.Mapping[str, t.Any]) -> IntrospectionClients:
+    """Read and check ``JWT_AUTH_INTROSPECTION_CLIENTS`` at start-up.
+
+    :raises ConfigurationError: the setting is not a mapping of non-empty strings.
+    """
+    value = config.get(_KEY) or {}
+    if not isinstance(value, t.Mapping):
+        raise ConfigurationError(
+            f"{_KEY} must be a mapping of client id to secret (or a Werkzeug hash "
+            "of it), for example {'gateway': generate_password_hash(secret)}."
+        )
+    clients: dict[str, IntrospectionClient] = {}
+    method = "scrypt"
+    for client_id, secret in value.items():
+        if not isinstance(client_id, str) or not client_id or ":" in client_id:
+            raise ConfigurationError(
+                f"{_KEY}: client ids must be non-empty strings without ':' "
+                "(HTTP Basic cannot carry one)."
+            )
+        if not isinstance(secret, str) or not secret:
+            raise ConfigurationError(
+                f"{_KEY}: the secret of client {client_id!r} must be a non-empty "
+                "string (preferably werkzeug.security.generate_password_hash(...))."
+            )
+        hashed = secret.startswith(_HASH_PREFIXES) and secret.count("$") == 2
+        if hashed:
+            method = secret.split("$", 1)[0]
+        clients[client_id] = IntrospectionClient(client_id, hashed, secret)
+    any_hashed = any(c.hashed for c in clients.values())
+    filler = secrets.token_urlsafe(32)
+    dummy = IntrospectionClient(
+        "",
+        any_hashed,
+        generate_password_hash(filler, method=method) if any_hashed else filler,
+    )
+    return IntrospectionClients(clients, dummy)
