@@ -25,6 +25,7 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_FLOOD_IP_LIMIT": "50 per hour",
     "JWT_AUTH_FLOOD_REFRESH_LIMIT": "100 per hour",
     "JWT_AUTH_FLOOD_USER_LIMIT": "5 per 5 minutes",
+    "JWT_AUTH_INTROSPECTION_CLIENTS": None,
     "JWT_AUTH_ISSUER": None,
     "JWT_AUTH_JWKS_CACHE_TTL": 300,
     "JWT_AUTH_JWKS_MIN_REFRESH_INTERVAL": 10,

@@ -193,6 +193,20 @@ def test_every_route_is_documented_with_its_methods(
         assert allowed == {m.upper() for m in item if m in HTTP_METHODS} | {"OPTIONS"}
 
 
+def test_basic_authentication_guards_introspection_alone() -> None:
+    """RFC 7662 §2.1: the introspection endpoint authenticates its callers."""
+    document = openapi_document()
+    scheme = document["components"]["securitySchemes"]["introspectionClient"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "basic")
+    guarded = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if {"introspectionClient": []} in op.get("security", [])
+    }
+    assert guarded == {(f"{PREFIX}/introspect", "post")}
+
+
 def test_the_bearer_scheme_guards_the_operations_that_need_a_token() -> None:
     document = openapi_document()
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
@@ -206,7 +220,7 @@ def test_the_bearer_scheme_guards_the_operations_that_need_a_token() -> None:
         (path, method)
         for path, item in document["paths"].items()
         for method, op in item.items()
-        if op.get("security")
+        if {"bearerAuth": []} in op.get("security", [])
     }
     assert guarded == {
         (f"{PREFIX}/logout", "post"),
@@ -249,9 +263,12 @@ def test_the_document_follows_the_url_prefix(make_app: t.Callable[..., AppEnv]) 
     document = client.get("/api/v2/auth/openapi.json").get_json()
     assert sorted(document["paths"]) == [
         "/.well-known/jwks.json",
+        "/.well-known/oauth-authorization-server",
+        "/api/v2/auth/introspect",
         "/api/v2/auth/logout",
         "/api/v2/auth/openapi.json",
         "/api/v2/auth/refresh",
+        "/api/v2/auth/revoke",
         "/api/v2/auth/sessions",
         "/api/v2/auth/sessions/{session_id}",
         "/api/v2/auth/tokens",
