@@ -103,7 +103,13 @@ def assert_clean(response: t.Any, method: str = "POST") -> None:
         assert set(body) == {"error", "error_description"}
 
 
-ENDPOINTS = [f"{PREFIX}/tokens", f"{PREFIX}/refresh", f"{PREFIX}/logout"]
+ENDPOINTS = [
+    f"{PREFIX}/tokens",
+    f"{PREFIX}/refresh",
+    f"{PREFIX}/logout",
+    f"{PREFIX}/revoke",
+    f"{PREFIX}/introspect",
+]
 FUZZ = settings(
     max_examples=2600,
     deadline=None,

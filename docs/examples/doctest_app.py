@@ -41,11 +41,11 @@ def example_module() -> types.ModuleType:
     return module
 
 
-def example_app() -> dict[str, t.Any]:
+def example_app(config: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]:
     """A fresh example application with the user ``alice``, and the names the
-    doctests use."""
+    doctests use; ``config`` adds settings."""
     example = example_module()
-    app = example.create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    app = example.create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", **(config or {})})
     result = app.test_cli_runner().invoke(
         args=["create-user", "alice", "--password", PASSWORD]
     )
