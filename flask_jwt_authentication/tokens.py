@@ -189,6 +189,9 @@ def verify_signature(
     if "crit" in header:
         # RFC 7515 §4.1.11: no extension is understood here, so none may be critical.
         raise InvalidToken("The token uses unsupported critical header parameters.")
+    if "kid" in header and (not isinstance(header["kid"], str) or not header["kid"]):
+        # RFC 7515 §4.1.4: a kid, when present, is a string; null is not "absent".
+        raise InvalidToken("The token's kid header is not a non-empty string.")
     keys = keyset.candidates(header.get("kid"))
     if not keys:
         raise InvalidToken("The token is signed with an unknown key.")

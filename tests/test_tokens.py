@@ -348,7 +348,7 @@ def test_oversized_kid_is_refused_even_if_a_key_has_it(
     assert tokens.decode(token, settings, KeySet(current=fitting), now=NOW)
 
 
-@pytest.mark.parametrize("kid", [0, 1.5, True, ["kid"], {"kid": "x"}])
+@pytest.mark.parametrize("kid", [0, 1.5, True, ["kid"], {"kid": "x"}, None, ""])
 def test_non_string_kid_is_refused(
     hs256: tuple[config.Settings, KeySet], kid: object
 ) -> None:
@@ -356,7 +356,7 @@ def test_non_string_kid_is_refused(
     token = sign_raw(
         header_for(keyset.current, kid=kid), claims_for(settings), keyset.current
     )
-    refused(token, settings, keyset, "unknown key")
+    refused(token, settings, keyset, "kid header is not a non-empty string")
 
 
 def test_token_without_kid_is_tried_against_current_and_retiring_keys() -> None:

@@ -6,7 +6,10 @@ database holds afterwards; refused requests must write nothing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -174,6 +177,21 @@ def forge(env: AppEnv, access_token: str, **changes: t.Any) -> str:
         algorithm="HS256",
         headers={"kid": header["kid"], "typ": "at+jwt"},
     )
+
+
+def forge_header(access_token: str, **changes: t.Any) -> str:
+    """The real token's claims under another header, signed with the app's HS256
+    key by hand (PyJWT refuses to write a kid that is not a string)."""
+    header = {**pyjwt.get_unverified_header(access_token), **changes}
+
+    def segment(value: t.Any) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing_input = f"{segment(header)}.{segment(decode(access_token))}"
+    secret = t.cast(str, key_config("HS256")["JWT_AUTH_SECRET_KEY"]).encode()
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def permissions(env: AppEnv, denied: set[str]) -> list[tuple[t.Any, str]]:
@@ -963,6 +981,10 @@ def _bad_tokens(env: AppEnv, pair: dict[str, t.Any]) -> dict[str, str]:
         "unknown session": forge(
             env, access, sid="00000000-0000-4000-8000-000000000000"
         ),
+        "kid null": forge_header(access, kid=None),
+        "kid number": forge_header(access, kid=1),
+        "kid object": forge_header(access, kid={"kid": "x"}),
+        "kid empty": forge_header(access, kid=""),
         "too long": "a" * 20000,
         "non-ascii": "t\u00e9st",
         "sql": "' OR 1=1 --",
@@ -982,6 +1004,10 @@ BAD_TOKEN_CASES = [
     "not yet valid",
     "other issuer",
     "unknown session",
+    "kid null",
+    "kid number",
+    "kid object",
+    "kid empty",
     "too long",
     "non-ascii",
     "sql",
