@@ -64,10 +64,6 @@ class IntrospectionClients:
                 ok, found = True, client
         return found
 
-    def listing(self) -> list[tuple[str, bool]]:
-        """(client id, whether the secret is hashed) of every client, sorted."""
-        return sorted((c.client_id, c.hashed) for c in self.clients.values())
-
 
 def _variants(client_id: str, secret: str) -> list[tuple[str, str]]:
     decoded = (unquote_plus(client_id), unquote_plus(secret))
@@ -105,7 +101,7 @@ def load_clients(config: t.Mapping[str, t.Any]) -> IntrospectionClients:
                 f"{_KEY}: the secret of client {client_id!r} must be a non-empty "
                 "string (preferably werkzeug.security.generate_password_hash(...))."
             )
-        hashed = secret.startswith(_HASH_PREFIXES) and secret.count("$") == 2
+        hashed = _is_hash(secret)
         if hashed:
             method = secret.split("$", 1)[0]
         clients[client_id] = IntrospectionClient(client_id, hashed, secret)
@@ -117,3 +113,15 @@ def load_clients(config: t.Mapping[str, t.Any]) -> IntrospectionClients:
         generate_password_hash(filler, method=method) if any_hashed else filler,
     )
     return IntrospectionClients(clients, dummy)
+
+
+def _is_hash(secret: str) -> bool:
+    """Whether ``secret`` is written in a Werkzeug hash format."""
+    return secret.startswith(_HASH_PREFIXES) and secret.count("$") == 2
+
+
+def client_listing(config: t.Mapping[str, t.Any]) -> list[tuple[str, bool]]:
+    """(client id, whether its secret is hashed) of each client of a configuration
+    ``init_app`` accepted, sorted; never a secret, and no hashing work."""
+    value = config.get(_KEY) or {}
+    return sorted((str(cid), _is_hash(str(secret))) for cid, secret in value.items())

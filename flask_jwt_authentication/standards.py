@@ -298,9 +298,3 @@ def standard_routes(settings: Settings, config: t.Mapping[str, t.Any]) -> Routes
         f"{prefix}/revoke": ("revoke", {"POST": revoke}),
         f"{prefix}/introspect": ("introspect", {"POST": make_introspect(clients)}),
     }
-
-
-def introspection_clients(app_config: t.Mapping[str, t.Any]) -> list[tuple[str, bool]]:
-    """(client id, whether its secret is hashed) of each configured introspection
-    client, for the admin; never a secret."""
-    return load_clients(app_config).listing()

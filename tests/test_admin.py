@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 import jwt
 import pytest
 import time_machine
+from conftest import HASH_METHOD
 from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
@@ -24,6 +25,7 @@ from conftest import tokens_for
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask_admin import Admin
+from werkzeug.security import generate_password_hash
 
 from flask_jwt_authentication import JWTAuthentication
 from flask_jwt_authentication import signals
@@ -1026,3 +1028,32 @@ def test_init_admin_needs_the_extension_and_a_secret_key(make_app):
     other = make_app()
     with pytest.raises(RuntimeError, match="another application"):
         init_admin(other.app, admin=Admin(env.app, url="/x", endpoint="x"))
+
+
+def test_the_keys_page_lists_introspection_clients_without_secrets(
+    make_app: t.Callable[..., AppEnv],
+) -> None:
+    hashed = generate_password_hash("hashed secret 1234", method=HASH_METHOD)
+    env = make_admin_app(
+        make_app,
+        JWT_AUTH_INTROSPECTION_CLIENTS={
+            "gateway": hashed,
+            "billing": "plain-secret-5678",
+        },
+    )
+    page = admin_client(env).get(f"{BASE}/keys/").text
+    rows = re.findall(
+        r'<tr class="introspection-client">\s*<td><code>([^<]+)</code>', page
+    )
+    assert rows == ["billing", "gateway"]
+    assert "plain text (store a Werkzeug hash instead)" in page
+    for secret in ("plain-secret-5678", hashed, hashed.split("$")[-1]):
+        assert secret not in page
+
+
+def test_the_keys_page_says_when_no_introspection_client_is_configured(
+    admin_env: AppEnv,
+) -> None:
+    page = admin_client(admin_env).get(f"{BASE}/keys/").text
+    assert "Introspection clients" in page
+    assert "None configured." in page

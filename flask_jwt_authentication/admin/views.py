@@ -19,6 +19,7 @@ import uuid
 from urllib.parse import urlsplit
 
 from flask import Blueprint
+from flask import current_app
 from flask import flash
 from flask import make_response
 from flask import redirect
@@ -39,6 +40,7 @@ from ..errors import TemporarilyUnavailable
 from ..extension import ADMINISTER_PERMISSION
 from ..extension import AppState
 from ..extension import get_state
+from ..introspection import client_listing
 from ..keys import ALGORITHMS
 from ..keystore import NEXT
 from ..keystore import RETIRING
@@ -480,6 +482,7 @@ class KeysView(AdminView):
             key_algorithm_form=KeyAlgorithmForm(algorithm=state.settings.algorithm),
             key_form=KeyForm,
             retirable=(NEXT, RETIRING),
+            introspection_clients=client_listing(current_app.config),
         )
 
     @expose("/generate", methods=("POST",))
