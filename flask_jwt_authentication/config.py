@@ -230,6 +230,14 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
     """
     from .keys import ALGORITHMS
 
+    for name in ("JWT_AUTH_SECRET_KEY", "JWT_AUTH_PRIVATE_KEY", "JWT_AUTH_PUBLIC_KEY"):
+        value = config.get(name)
+        if isinstance(value, (str, bytes)) and not value.strip():
+            # Empty is a mistake (an unset environment variable, say), never "no
+            # key": it must not fall back to SECRET_KEY or to the stored keys.
+            raise ConfigurationError(
+                f"{name} is set but empty: give it the key, or remove the setting."
+            )
     algorithm = config.get("JWT_AUTH_ALGORITHM", DEFAULTS["JWT_AUTH_ALGORITHM"])
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ConfigurationError(

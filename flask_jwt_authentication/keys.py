@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -180,7 +181,42 @@ def _public_der(key: t.Any) -> bytes:
     )
 
 
+#: The primes of the ROCA fingerprint (CVE-2017-15361; Nemec et al., CCS 2017): the
+#: moduli of RSA keys made by the flawed Infineon library are powers of 65537
+#: modulo each of them. A random modulus passes with a probability near 2**-28.
+_ROCA_PRIMES: tuple[int, ...] = (
+    *(3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71),
+    *(73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151),
+    *(157, 163, 167),
+)
+
+
+@functools.cache
+def _roca_residues() -> tuple[tuple[int, frozenset[int]], ...]:
+    """For each ROCA prime, the powers of 65537 modulo it."""
+    residues = []
+    for prime in _ROCA_PRIMES:
+        powers, power = set(), 1
+        while power not in powers:
+            powers.add(power)
+            power = power * 65537 % prime
+        residues.append((prime, frozenset(powers)))
+    return tuple(residues)
+
+
+def has_roca_fingerprint(modulus: int) -> bool:
+    """Whether an RSA modulus has the fingerprint of the ROCA flaw: its key was
+    made by a library whose primes can be recovered from the public key."""
+    return all(modulus % prime in powers for prime, powers in _roca_residues())
+
+
 def _check_key_type(name: str, algorithm: str, key: t.Any) -> None:
+    """The one check of every key, configured, stored or fetched: its type and
+    curve fit ``algorithm``, RSA keys have at least :data:`MIN_RSA_BITS` bits and
+    no ROCA fingerprint.
+
+    :raises ConfigurationError: naming ``name`` and what is wrong.
+    """
     family, detail = ALGORITHMS[algorithm]
     public = key.public_key() if hasattr(key, "public_key") else key
     if family == "RSA":
@@ -190,6 +226,11 @@ def _check_key_type(name: str, algorithm: str, key: t.Any) -> None:
             raise ConfigurationError(
                 f"{name} is a {public.key_size}-bit RSA key; {algorithm} needs at least"
                 f" {MIN_RSA_BITS} bits. Generate a new key."
+            )
+        if has_roca_fingerprint(public.public_numbers().n):
+            raise ConfigurationError(
+                f"{name} has the ROCA weakness (CVE-2017-15361): its private key can"
+                " be computed from the public one. Generate a new key."
             )
     elif family == "EC":
         if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(

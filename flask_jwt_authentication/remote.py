@@ -10,7 +10,6 @@ server's database (see ``docs/resource-server.rst``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import http.client
 import json
 import logging
@@ -22,7 +21,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from jwt.exceptions import PyJWTError
 
@@ -67,14 +65,6 @@ _CURVES: t.Mapping[str, tuple[str, ...]] = {
     "EdDSA": ("Ed25519", "Ed448"),
 }
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-#: The primes of the ROCA fingerprint (CVE-2017-15361; Nemec et al., CCS 2017): the
-#: moduli of RSA keys made by the flawed Infineon library are powers of 65537
-#: modulo each of them. A random modulus passes with a probability near 2**-28.
-_ROCA_PRIMES: tuple[int, ...] = (
-    *(3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71),
-    *(73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151),
-    *(157, 163, 167),
-)
 
 
 class JWKSError(Exception):
@@ -153,12 +143,6 @@ def public_key_from_jwk(jwk: object, algorithm: str) -> Key:
         raise UnusableKey(str(e)) from None
     except (PyJWTError, ValueError, TypeError, KeyError) as e:
         raise UnusableKey(f"key {kid!r} does not parse ({type(e).__name__})") from None
-    if isinstance(verifying_key, rsa.RSAPublicKey) and has_roca_fingerprint(
-        verifying_key.public_numbers().n
-    ):
-        raise UnusableKey(
-            f"key {kid!r} has the ROCA weakness (CVE-2017-15361): it can be factored"
-        )
     return Key(
         kid=kid,
         algorithm=algorithm,
@@ -166,25 +150,6 @@ def public_key_from_jwk(jwk: object, algorithm: str) -> Key:
         verifying_key=verifying_key,
         public_jwk={**public, "kid": kid, "alg": algorithm, "use": "sig"},
     )
-
-
-@functools.cache
-def _roca_residues() -> tuple[tuple[int, frozenset[int]], ...]:
-    """For each ROCA prime, the powers of 65537 modulo it."""
-    residues = []
-    for prime in _ROCA_PRIMES:
-        powers, power = set(), 1
-        while power not in powers:
-            powers.add(power)
-            power = power * 65537 % prime
-        residues.append((prime, frozenset(powers)))
-    return tuple(residues)
-
-
-def has_roca_fingerprint(modulus: int) -> bool:
-    """Whether an RSA modulus has the fingerprint of the ROCA flaw: its key was
-    made by a library whose primes can be recovered from the public key."""
-    return all(modulus % prime in powers for prime, powers in _roca_residues())
 
 
 def parse_jwks(document: object, algorithm: str) -> tuple[Key, ...]:

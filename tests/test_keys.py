@@ -18,11 +18,15 @@ from conftest import ALGORITHMS
 from conftest import EXTRA_ALGORITHMS
 from conftest import key_config
 from conftest import key_path
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
 
+from flask_jwt_authentication import JWTAuthentication
 from flask_jwt_authentication import keys
 from flask_jwt_authentication import tokens
 from flask_jwt_authentication.errors import ConfigurationError
@@ -539,3 +543,22 @@ def test_wycheproof_json_web_key(
     expected = _JWK_MAPPED[case["tcId"]].removeprefix("pem:")
     with pytest.raises(ConfigurationError, match=f"JWT_AUTH_PRIVATE_KEY .*{expected}"):
         keys.asymmetric_key(algorithm, pem)
+
+
+@pytest.mark.parametrize(
+    "name", ["JWT_AUTH_SECRET_KEY", "JWT_AUTH_PRIVATE_KEY", "JWT_AUTH_PUBLIC_KEY"]
+)
+def test_an_explicitly_empty_key_setting_is_refused(name: str) -> None:
+    """Even where the key store could supply a key, an empty key setting is a
+    mistake, not a request for the fallback."""
+    app = Flask("empty")
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite://",
+        SECRET_KEY="s" * 64,
+        JWT_AUTH_KEY_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        **{name: ""},
+    )
+    db = SQLAlchemy()
+    db.init_app(app)
+    with pytest.raises(ConfigurationError, match=f"{name} is set but empty"):
+        JWTAuthentication(app, db=db)

@@ -56,13 +56,13 @@ from flask_jwt_authentication.extension import get_state
 from flask_jwt_authentication.keys import KeySet
 from flask_jwt_authentication.keys import asymmetric_key
 from flask_jwt_authentication.keys import b64url
+from flask_jwt_authentication.keys import has_roca_fingerprint
 from flask_jwt_authentication.remote import MAX_JWKS_SIZE
 from flask_jwt_authentication.remote import JWKSError
 from flask_jwt_authentication.remote import RemoteKeys
 from flask_jwt_authentication.remote import UnusableKey
 from flask_jwt_authentication.remote import display_url
 from flask_jwt_authentication.remote import fetch_jwks
-from flask_jwt_authentication.remote import has_roca_fingerprint
 from flask_jwt_authentication.remote import parse_jwks
 from flask_jwt_authentication.remote import public_key_from_jwk
 
