@@ -447,6 +447,14 @@ class JWTAuthentication:
             raise TypeError("The user identity must be a string or an integer.")
         return identity
 
+    def load_user(self, identity: t.Any) -> t.Any:
+        """The user of ``identity`` (a token's ``uid``), through the
+        :meth:`user_loader` callback; ``None`` for no such user.
+
+        .. versionadded:: 0.1.0
+        """
+        return self._user_loader(identity)
+
     def _user_key(self, user: t.Any) -> str:
         """The identity as stored with a session: JSON, so 7 and "7" stay distinct."""
         return json.dumps(self.identity_of(user))

@@ -153,6 +153,7 @@ def actions(env: AppEnv) -> list[tuple[str, dict[str, str]]]:
         (f"{BASE}/keys/retire", {"kid": kid}),
         (f"{BASE}/sessions/revoke", {"session_id": session_id}),
         (f"{BASE}/sessions/revoke-user", {"user_key": "2"}),
+        (f"{BASE}/sessions/password-changed", {"user_key": "2"}),
         (SIGN_OUT, {}),
     ]
 
@@ -647,6 +648,52 @@ def test_revoking_all_of_a_user_stops_every_token(admin_env):
     assert client.get(f"{BASE}/sessions/").status_code == 200
 
 
+def test_the_password_reset_action_refuses_every_earlier_token(admin_env):
+    api = admin_env.app.test_client()
+    pairs = [tokens_for(api, "alice") for _ in range(2)]
+    client = admin_client(admin_env)
+    received = []
+
+    def record(sender: t.Any, user: t.Any, sessions_revoked: int, **_: t.Any) -> None:
+        received.append((user.username, sessions_revoked))
+
+    page = client.get(f"{BASE}/sessions/", query_string={"q": "alice"}).text
+    fields = revoke_form(page, f"{BASE}/sessions/password-changed")
+    assert fields["user_key"] == "2"
+    with signals.password_changed.connected_to(record, admin_env.app):
+        response = client.post(f"{BASE}/sessions/password-changed", data=fields)
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"{BASE}/sessions/?q=alice"
+    message = client.get(response.headers["Location"]).text
+    assert "issued before now is refused; 2 session(s) ended." in message
+    assert received == [("alice", 2)]
+    for pair in pairs:
+        me = api.get("/api/me", headers=bearer(pair["access_token"]))
+        assert me.status_code == 401
+        refresh = api.post(
+            f"{PREFIX}/refresh", json={"refresh_token": pair["refresh_token"]}
+        )
+        assert refresh.status_code == 401
+    # A new log-in after the reset works; the administrator stays signed in.
+    fresh = tokens_for(api, "alice")
+    assert api.get("/api/me", headers=bearer(fresh["access_token"])).status_code == 200
+    assert client.get(f"{BASE}/sessions/").status_code == 200
+
+
+def test_the_password_reset_action_is_offered_only_for_a_found_user(admin_env):
+    client = admin_client(admin_env)
+    action = f'action="{BASE}/sessions/password-changed"'
+    assert action in client.get(f"{BASE}/sessions/?q=alice").text
+    assert action not in client.get(f"{BASE}/sessions/").text
+    assert action not in client.get(f"{BASE}/sessions/?q=nobody").text
+    fields = {"user_key": '"nobody"', "csrf_token": fresh_token(client)}
+    before = snapshot(admin_env)
+    response = client.post(f"{BASE}/sessions/password-changed", data=fields)
+    assert response.status_code == 303
+    assert "No user nobody" in client.get(response.headers["Location"]).text
+    assert snapshot(admin_env) == before
+
+
 @pytest.mark.parametrize(
     ("url", "fields"),
     [
@@ -654,6 +701,9 @@ def test_revoking_all_of_a_user_stops_every_token(admin_env):
         (f"{BASE}/sessions/revoke-user", {"user_key": "not json"}),
         (f"{BASE}/sessions/revoke-user", {"user_key": "true"}),
         (f"{BASE}/sessions/revoke-user", {"user_key": "[1]"}),
+        (f"{BASE}/sessions/revoke-user", {"user_key": '"\\ud800"'}),
+        (f"{BASE}/sessions/password-changed", {"user_key": "not json"}),
+        (f"{BASE}/sessions/password-changed", {"user_key": "[2]"}),
         (f"{BASE}/keys/retire", {"kid": ""}),
         (f"{BASE}/keys/generate", {"algorithm": "none"}),
     ],

@@ -603,6 +603,9 @@ class SessionsView(AdminView):
             query=query,
             error=error,
             found=found,
+            found_key=None
+            if found is None
+            else json.dumps(state.extension.identity_of(found)),
             rows=rows,
             page=page,
             pages=max(1, -(-total // PAGE_SIZE)),
@@ -647,6 +650,28 @@ class SessionsView(AdminView):
         flash(f"Ended {count} session(s) of user {identity}.", "success")
         return self.back(q=form.q.data)
 
+    @expose("/password-changed", methods=("POST",))
+    def password_changed(self) -> Response:
+        """After a password reset done elsewhere: every token of the user issued
+        before now stops working, its sessions end (``jwt.password_changed``)."""
+        form = UserSessionsForm(request.form)
+        if not form.validate() or not _is_user_key(form.user_key.data):
+            return self.csrf_refused()
+        state = get_state()
+        identity = json.loads(form.user_key.data)
+        with state.store.unavailable_on_error():
+            user = state.extension.load_user(identity)
+        if user is None:
+            flash(f"No user {identity}: its tokens are refused already.", "info")
+            return self.back(q=form.q.data)
+        count = state.extension.password_changed(user)
+        flash(
+            f"Every token of user {identity} issued before now is refused;"
+            f" {count} session(s) ended.",
+            "success",
+        )
+        return self.back(q=form.q.data)
+
 
 def _search_error(query: str) -> str | None:
     if len(query) > 255:
@@ -672,7 +697,7 @@ def _search(state: AppState, query: str) -> tuple[list[str], t.Any]:
         with state.store.unavailable_on_error():
             user = ext._user_lookup(username)
     if user is not None:
-        keys.insert(0, ext._user_key(user))
+        keys.insert(0, json.dumps(ext.identity_of(user)))
     return keys, user
 
 
@@ -683,7 +708,7 @@ def _with_users(state: AppState, records: t.Iterable[t.Any]) -> list[_SessionRow
     for record in records:
         identity = json.loads(record.user_key)
         if record.user_key not in names:
-            user = state.extension._user_loader(identity)
+            user = state.extension.load_user(identity)
             username = getattr(user, "username", None)
             names[record.user_key] = username if isinstance(username, str) else None
         rows.append(_SessionRow(record, identity, names[record.user_key]))
@@ -697,7 +722,9 @@ def _is_user_key(value: str) -> bool:
         identity = json.loads(value)
     except ValueError:
         return False
-    return isinstance(identity, (str, int)) and not isinstance(identity, bool)
+    if isinstance(identity, str):
+        return not any("\ud800" <= c <= "\udfff" for c in identity)
+    return isinstance(identity, int) and not isinstance(identity, bool)
 
 
 class RevokedTokensView(AdminView):
