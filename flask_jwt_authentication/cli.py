@@ -20,6 +20,7 @@ from .extension import EXTENSION_KEY
 from .extension import AppState
 from .keys import ALGORITHMS
 from .keystore import NEXT
+from .keystore import RETIRED
 from .keystore import RETIRING
 from .keystore import KeyStore
 from .overrides import EDITABLE
@@ -265,13 +266,18 @@ def list_keys() -> None:
     state, store = _keystore()
     rows = store.all_keys()
     configured = state.keys.configured
+    configured_kid = configured.current.kid if configured is not None else None
+    retired = {row.kid for row in rows if row.state == RETIRED}
     if configured is not None:
+        role = ", retired" if configured_kid in retired else ""
         click.echo(
-            f"{configured.current.kid}  {configured.current.algorithm}  configured"
+            f"{configured_kid}  {configured.current.algorithm}  configured{role}"
         )
     if not rows and configured is None:
         click.echo("No keys.")
     for row in rows:
+        if row.kid == configured_kid:
+            continue
         line = (
             f"{row.kid}  {row.algorithm}  {row.state}  created {_when(row.created_at)}"
         )
@@ -303,15 +309,43 @@ def rotate_keys() -> None:
 @keys_cli.command("retire", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 def retire_key(kid: str) -> None:
-    """Stop verifying with a next or retiring key at once."""
-    state, store = _keystore()
-    if not store.retire(kid):
+    """Stop signing and verifying with a key at once, on every worker.
+
+    Any key: next, retiring, current (the next key, or a new one, signs
+    instead) or the configured one, whose retirement is recorded in the
+    database until `flask jwt keys unretire` undoes it. Tokens the key signed
+    stop working: use it after a leak.
+    """
+    state = _state()
+    try:
+        done = state.keys.retire(kid)
+    except ConfigurationError as e:
+        raise click.ClickException(str(e)) from None
+    if done is None:
+        raise click.ClickException(f"No key {kid!r}, or it is retired already.")
+    if done.replaced_by is not None:
+        click.echo(f"Key {done.replaced_by} now signs.")
+    what = "configured key" if done.configured else "key"
+    click.echo(f"Retired {what} {kid}.")
+    click.echo(
+        "It no longer signs or verifies; every worker follows within"
+        f" {state.settings.keys_refresh_interval} s."
+    )
+
+
+@keys_cli.command("unretire", context_settings={"ignore_unknown_options": True})
+@click.argument("kid")
+def unretire_key(kid: str) -> None:
+    """Undo the retirement of the configured key: it verifies again, and signs
+    again while no stored key is current."""
+    state = _state()
+    if not state.keys.unretire(kid):
         raise click.ClickException(
-            f"No next or retiring key {kid!r}; the current key cannot be retired,"
-            " rotate first."
+            f"{kid!r} is not a retired configured key; a stored key cannot come"
+            " back (generate a new one)."
         )
-    state.keys.invalidate()
-    click.echo(f"Retired key {kid}.")
+    click.echo(f"Configured key {kid} verifies again.")
+    click.echo(f"Every worker follows within {state.settings.keys_refresh_interval} s.")
 
 
 @keys_cli.command("export-public")

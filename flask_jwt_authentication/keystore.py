@@ -100,6 +100,22 @@ def key_from_material(algorithm: str, material: bytes) -> Key:
     return asymmetric_key(algorithm, material, source="stored key")
 
 
+#: The ``encrypted_key`` of the row recording that the configured key is retired:
+#: not a Fernet token, so it can never be mistaken for stored key material.
+CONFIGURED_MARKER = "configured"
+
+
+@dataclasses.dataclass(frozen=True)
+class Retirement:
+    """What :meth:`KeyStore.retire` did."""
+
+    kid: str
+    #: The key that signs instead, when the retired key was the current one.
+    replaced_by: str | None
+    #: Whether the retired key is the configured one.
+    configured: bool = False
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredKey:
     """A key row as ``flask jwt keys list`` shows it: never the private part."""
@@ -246,29 +262,124 @@ class KeyStore:
         session.commit()
         return upcoming, (previous[0] if previous else None)
 
-    def retire(self, kid: str) -> bool:
-        """Retire a ``next`` or ``retiring`` key at once; the current key cannot be
-        retired (rotate first).
+    def retire(self, kid: str, *, configured: Key | None = None) -> Retirement | None:
+        """Stop verifying with key ``kid`` at once, whatever its state: after a
+        leak, the tokens it signed must stop working everywhere.
 
-        :returns: whether the key was retired.
+        A next or retiring key is retired. The current key is first replaced, as
+        :meth:`rotate` does (the oldest next key, or a new one), but without the
+        time its tokens would otherwise keep. The configured key (``configured``)
+        cannot be taken out of the configuration from here: its retirement is
+        recorded as a row of its own, with no key material, which every worker
+        reads on its next reload; it then neither signs nor verifies until
+        :meth:`unretire` undoes it.
+
+        :returns: what was done, or ``None`` if there is no such key or it is
+            retired already.
+        :raises ConfigurationError: the key signs, and no key can be stored to
+            take over (``JWT_AUTH_KEY_ENCRYPTION_KEY`` is unset).
+        """
+        c = self.table.c
+        session = self.db.session
+        now = int(time.time())
+        row = session.execute(
+            sa.select(c.state, c.algorithm).where(c.kid == kid)
+        ).first()
+        if row is not None and row.state in (NEXT, RETIRING):
+            self._mark_retired(kid, now)
+            return Retirement(kid, replaced_by=None)
+        if row is not None and row.state == CURRENT:
+            replacement, _ = self._replace(row.algorithm, kid, now)
+            self._mark_retired(kid, now)
+            return Retirement(kid, replaced_by=replacement)
+        if row is not None or configured is None or configured.kid != kid:
+            return None
+        successor: str | None = None
+        stored_current = session.execute(
+            sa.select(c.kid).where(
+                c.state == CURRENT, c.algorithm == configured.algorithm
+            )
+        ).first()
+        if stored_current is None:
+            successor, _ = self._replace(configured.algorithm, kid, now)
+        session.execute(
+            sa.insert(self.table).values(
+                kid=kid,
+                algorithm=configured.algorithm,
+                state=RETIRED,
+                # The configured key's material stays in the configuration only.
+                encrypted_key=CONFIGURED_MARKER,
+                public_jwk=(
+                    json.dumps(configured.public_jwk) if configured.public_jwk else None
+                ),
+                created_at=now,
+                activated_at=None,
+                retire_after=now,
+            )
+        )
+        session.commit()
+        return Retirement(kid, replaced_by=successor, configured=True)
+
+    def unretire(self, kid: str) -> bool:
+        """Undo the retirement of the configured key ``kid``: it verifies again,
+        and signs again while no stored key is current.
+
+        Stored keys cannot be brought back: generate a new one instead.
+
+        :returns: whether a retirement of the configured key was undone.
         """
         c = self.table.c
         result = self.db.session.execute(
-            sa.update(self.table)
-            .where(c.kid == kid, c.state.in_([NEXT, RETIRING]))
-            .values(state=RETIRED, retire_after=int(time.time()))
+            sa.delete(self.table).where(
+                c.kid == kid,
+                c.state == RETIRED,
+                c.encrypted_key == CONFIGURED_MARKER,
+            )
         )
         self.db.session.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def load(self, algorithm: str, now: float) -> list[tuple[str, str, str]]:
-        """``(kid, state, encrypted_key)`` of the keys that still verify."""
+    def _replace(self, algorithm: str, kid: str, now: int) -> tuple[str, str | None]:
+        """A rotation for a key about to be retired: anything but ``kid`` signs."""
+        if self.encryption is None:
+            raise ConfigurationError(
+                f"Key {kid} signs: retiring it needs another key to sign, and"
+                " storing one needs JWT_AUTH_KEY_ENCRYPTION_KEY (a Fernet key). Set"
+                " it, or replace the configured key and restart every worker."
+            )
         c = self.table.c
-        statement = sa.select(c.kid, c.state, c.encrypted_key).where(
+        upcoming = self.db.session.execute(
+            sa.select(c.kid)
+            .where(c.state == NEXT, c.algorithm == algorithm, c.kid != kid)
+            .order_by(c.created_at, c.kid)
+            .limit(1)
+        ).scalar()
+        return self.rotate(algorithm, retire_after=now, kid=upcoming)
+
+    def _mark_retired(self, kid: str, now: int) -> None:
+        self.db.session.execute(
+            sa.update(self.table)
+            .where(self.table.c.kid == kid)
+            .values(state=RETIRED, retire_after=now)
+        )
+        self.db.session.commit()
+
+    def load(
+        self, algorithm: str, now: float, configured_kid: str | None = None
+    ) -> list[tuple[str, str, str]]:
+        """``(kid, state, encrypted_key)`` of the keys that still verify, and a
+        ``retired`` row for ``configured_kid`` if the configured key is retired."""
+        c = self.table.c
+        verifying = sa.and_(
             c.algorithm == algorithm,
             c.state.in_([NEXT, CURRENT, RETIRING]),
             sa.or_(c.retire_after.is_(None), c.retire_after > now),
         )
+        if configured_kid is not None:
+            verifying = sa.or_(
+                verifying, sa.and_(c.kid == configured_kid, c.state == RETIRED)
+            )
+        statement = sa.select(c.kid, c.state, c.encrypted_key).where(verifying)
         engine = self.db.engine
         # A connection of its own: a failed reload (a missing table, say) must
         # not abort the request's transaction, which the revocation check uses.
@@ -355,14 +466,35 @@ class KeyRing:
         """Reload on the next use (after a change made by this process)."""
         self._next_load = 0.0
 
+    def retire(self, kid: str) -> Retirement | None:
+        """Retire any key, the configured one included (see
+        :meth:`KeyStore.retire`); this process follows at once, the others on
+        their next reload."""
+        configured = self.configured.current if self.configured is not None else None
+        try:
+            return self.store.retire(kid, configured=configured)
+        finally:
+            self.invalidate()
+
+    def unretire(self, kid: str) -> bool:
+        """Undo the retirement of the configured key (see
+        :meth:`KeyStore.unretire`)."""
+        try:
+            return self.store.unretire(kid)
+        finally:
+            self.invalidate()
+
     def _reload(self) -> None:
         # Callers take the key set before any database work (see views._issue):
         # waiting here while holding a pooled connection could exhaust the pool.
         with self._lock:
             if time.monotonic() < self._next_load:
                 return
+            configured_kid = (
+                self.configured.current.kid if self.configured is not None else None
+            )
             try:
-                rows = self.store.load(self.algorithm, time.time())
+                rows = self.store.load(self.algorithm, time.time(), configured_kid)
             except sa_exc.SQLAlchemyError as e:
                 # Keep verifying with what we have; try again soon.
                 logger.warning("Could not load signing keys (%s).", type(e).__name__)
@@ -394,7 +526,11 @@ class KeyRing:
 
     def _build(self, rows: list[tuple[str, str, str]]) -> KeySet | None:
         by_state: dict[str, list[Key]] = {NEXT: [], CURRENT: [], RETIRING: []}
+        configured_retired = False
         for kid, state, encrypted in rows:
+            if state == RETIRED:
+                configured_retired = True
+                continue
             key = self._key(kid, encrypted)
             if key is not None:
                 by_state[state].append(key)
@@ -405,6 +541,10 @@ class KeyRing:
             if kid not in loaded:
                 del self._parsed[kid]
         configured = self.configured.current if self.configured is not None else None
+        if configured_retired:
+            # Retired in the database: never signs or verifies again, on any
+            # worker, unless `flask jwt keys unretire` undoes it.
+            configured = None
         retiring = by_state[RETIRING]
         if by_state[CURRENT]:
             current = by_state[CURRENT][0]

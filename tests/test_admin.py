@@ -151,6 +151,7 @@ def actions(env: AppEnv) -> list[tuple[str, dict[str, str]]]:
         (f"{BASE}/keys/generate", {"algorithm": "HS256"}),
         (f"{BASE}/keys/rotate", {"algorithm": "HS256"}),
         (f"{BASE}/keys/retire", {"kid": kid}),
+        (f"{BASE}/keys/unretire", {"kid": kid}),
         (f"{BASE}/sessions/revoke", {"session_id": session_id}),
         (f"{BASE}/sessions/revoke-user", {"user_key": "2"}),
         (f"{BASE}/sessions/password-changed", {"user_key": "2"}),
@@ -758,8 +759,10 @@ def test_generate_rotate_and_retire_change_the_jwks(make_app):
     assert jwks_kids(api) == {configured, first, second}
 
     page = client.get(f"{BASE}/keys/").text
-    fields = revoke_form(page, f"{BASE}/keys/retire")
-    assert fields["kid"] == first
+    # Every key has its Retire button, the configured one first.
+    assert page.count(f'action="{BASE}/keys/retire"') == 3
+    assert f'name="kid" type="hidden" value="{first}"' in page
+    fields = {"kid": first, "csrf_token": csrf_token(page)}
     response = client.post(f"{BASE}/keys/retire", data=fields)
     assert response.status_code == 303
     assert stored_keys(env)[first] == "retired"
@@ -795,19 +798,47 @@ def test_switching_the_algorithm_from_the_admin(admin_env):
     assert api.get("/api/me", headers=bearer(after)).status_code == 200
 
 
-def test_the_current_key_cannot_be_retired(admin_env):
+def test_retiring_the_current_key_rotates_first(admin_env):
     client = admin_client(admin_env)
+    api = admin_env.app.test_client()
     token = fresh_token(client)
     client.post(f"{BASE}/keys/rotate", data={"csrf_token": token, "algorithm": "HS256"})
     [current] = stored_keys(admin_env)
-    before = snapshot(admin_env)
+    access = tokens_for(api, "alice")["access_token"]
     response = client.post(
         f"{BASE}/keys/retire", data={"csrf_token": token, "kid": current}
     )
     assert response.status_code == 303
     page = client.get(response.headers["Location"]).text
-    assert "the current key cannot be retired" in page
-    assert snapshot(admin_env) == before
+    [successor] = set(stored_keys(admin_env)) - {current}
+    assert f"Retired key {current}: it no longer signs or verifies." in page
+    assert f"Key {successor} now signs." in page
+    assert stored_keys(admin_env) == {current: "retired", successor: "current"}
+    assert api.get("/api/me", headers=bearer(access)).status_code == 401
+
+
+def test_the_configured_key_can_be_retired_and_restored(admin_env):
+    client = admin_client(admin_env)
+    api = admin_env.app.test_client()
+    access = tokens_for(api, "alice")["access_token"]
+    configured = jwt.get_unverified_header(access)["kid"]
+    page = client.get(f"{BASE}/keys/").text
+    fields = revoke_form(page, f"{BASE}/keys/retire")
+    assert fields["kid"] == configured
+    response = client.post(f"{BASE}/keys/retire", data=fields)
+    page = client.get(response.headers["Location"]).text
+    assert f"Retired key {configured}" in page
+    assert "configured, retired" in html.unescape(page)
+    assert api.get("/api/me", headers=bearer(access)).status_code == 401
+    rows = {row["kid"]: row for row in admin_env.table_rows("jwt_auth_keys")}
+    assert rows[configured]["state"] == "retired"
+    assert rows[configured]["encrypted_key"] == "configured"  # no key material
+    fields = revoke_form(page, f"{BASE}/keys/unretire")
+    assert fields["kid"] == configured
+    response = client.post(f"{BASE}/keys/unretire", data=fields)
+    page = client.get(response.headers["Location"]).text
+    assert f"Configured key {configured} verifies again." in page
+    assert api.get("/api/me", headers=bearer(access)).status_code == 200
 
 
 def test_generating_without_an_encryption_key_says_why(make_app):

@@ -856,7 +856,7 @@ def test_rotate(make_app: MakeApp) -> None:
 def test_retire(make_app: MakeApp) -> None:
     env = keyed_app(make_app)
     client = env.app.test_client()
-    configured = kid_of(tokens_for(client)["access_token"])
+    tokens_for(client)
     retiring = rotate(env)
     token = tokens_for(client)["access_token"]
     current = rotate(env)
@@ -874,21 +874,123 @@ def test_retire(make_app: MakeApp) -> None:
     assert states(env) == {retiring: "retired", current: "current", upcoming: "retired"}
 
     for kid, why in [
-        (current, "the current key"),
         (retiring, "an already retired key"),
-        (configured, "the configured key"),
         ("no-such-kid", "an unknown kid"),
         ("x" * 500, "an oversized kid"),
     ]:
         before = stored(env)
         result = keys_cli(env, "retire", kid)
         assert result.exit_code != 0, why
-        assert "cannot be retired" in result.output, why
+        assert "or it is retired already" in result.output, why
         assert "Traceback" not in result.output
         assert stored(env) == before, why
     result = keys_cli(env, "retire")
     assert result.exit_code == 2
     assert kid_of(tokens_for(client)["access_token"]) == current
+
+
+def test_retiring_the_current_key_rotates_first(make_app: MakeApp) -> None:
+    """The current key can be retired at once (after a leak): the oldest next
+    key signs instead, and the tokens the retired key signed stop working now,
+    not when they expire."""
+    env = keyed_app(make_app)
+    client = env.app.test_client()
+    current = rotate(env)
+    token = tokens_for(client)["access_token"]
+    upcoming = generate(env)
+    result = keys_cli(env, "retire", current)
+    assert result.exit_code == 0, result.output
+    assert f"Key {upcoming} now signs." in result.output
+    assert f"Retired key {current}." in result.output
+    assert states(env) == {current: "retired", upcoming: "current"}
+    assert client.get("/api/me", headers=bearer(token)).status_code == 401
+    assert kid_of(tokens_for(client)["access_token"]) == upcoming
+    # With no next key, one is made.
+    result = keys_cli(env, "retire", upcoming)
+    assert result.exit_code == 0, result.output
+    [made] = set(states(env)) - {current, upcoming}
+    assert states(env)[made] == "current"
+    assert kid_of(tokens_for(client)["access_token"]) == made
+
+
+def test_retiring_the_configured_key_reaches_every_worker(
+    make_app: MakeApp, serve: t.Any
+) -> None:
+    """After a leak of ``JWT_AUTH_PRIVATE_KEY``: ``retire`` records the
+    retirement in the database; worker B, which runs the same configuration,
+    stops accepting the key within the refresh interval, it never signs again
+    on either worker, and only ``unretire`` brings it back."""
+    a = keyed_app(make_app)
+    url = str(a.app.config["SQLALCHEMY_DATABASE_URI"])
+    b = keyed_app(make_app, database_url=url, create_tables=False)
+    http_a, http_b = Http(serve(a)), Http(serve(b))
+    leaked = http_b.login()
+    configured = kid_of(leaked)
+    assert http_a.me(leaked)[0] == 200
+
+    result = keys_cli(a, "retire", configured)
+    assert result.exit_code == 0, result.output
+    assert f"Retired configured key {configured}." in result.output
+    [successor] = [kid for kid, state in states(a).items() if state == "current"]
+    assert f"Key {successor} now signs." in result.output
+    assert stored(a)[configured]["state"] == "retired"
+    # The row holds no key material: the configured key stays in the
+    # configuration only.
+    assert stored(a)[configured]["encrypted_key"] == "configured"
+    assert http_a.me(leaked)[0] == 401
+    took = wait_for(
+        lambda: http_b.me(leaked)[0] == 401, timeout=4, what="B refuses the key"
+    )
+    assert took <= 1 + 2.0
+    assert http_b.me(leaked)[1]["error"] == "invalid_token"
+    assert configured not in http_a.jwks_kids() | http_b.jwks_kids()
+    assert kid_of(http_a.login()) == successor
+    assert kid_of(http_b.login()) == successor
+
+    listing = keys_cli(a, "list").output
+    assert f"{configured}  ES256  configured, retired" in listing
+    assert listing.count(configured) == 1
+    # Retiring it twice says so and changes nothing.
+    before = stored(a)
+    result = keys_cli(a, "retire", configured)
+    assert result.exit_code == 1
+    assert "retired already" in result.output
+    assert stored(a) == before
+
+    # Even with no stored key left to sign, the configured key does not come
+    # back: log-ins fail until an operator decides.
+    set_key(a, successor, state="retired")
+    a.app.extensions["jwt_authentication"].keys.invalidate()
+    status, body = http_a.call(
+        "POST", f"{PREFIX}/tokens", body={"username": "alice", "password": PASSWORD}
+    )
+    assert status == 503, body
+
+    result = keys_cli(a, "unretire", configured)
+    assert result.exit_code == 0, result.output
+    assert f"Configured key {configured} verifies again." in result.output
+    assert configured not in stored(a)
+    assert kid_of(http_a.login()) == configured
+    wait_for(lambda: http_b.me(leaked)[0] == 200, timeout=4, what="B accepts it")
+    result = keys_cli(a, "unretire", configured)
+    assert result.exit_code == 1
+    assert "not a retired configured key" in result.output
+
+
+def test_retiring_the_signing_configured_key_needs_a_kek(make_app: MakeApp) -> None:
+    """With no key-encryption key no other key can take over: the configured
+    key that signs is not retired, and the error names the fix."""
+    env = make_app(**key_config("ES256"))
+    env.create_user("alice")
+    client = env.app.test_client()
+    configured = kid_of(tokens_for(client)["access_token"])
+    before = stored(env)
+    result = keys_cli(env, "retire", configured)
+    assert result.exit_code == 1
+    assert "JWT_AUTH_KEY_ENCRYPTION_KEY" in result.output
+    assert "Traceback" not in result.output
+    assert stored(env) == before
+    assert kid_of(tokens_for(client)["access_token"]) == configured
 
 
 def test_retire_a_kid_that_starts_with_a_dash(make_app: MakeApp) -> None:

@@ -42,7 +42,9 @@ from ..extension import AppState
 from ..extension import get_state
 from ..introspection import client_listing
 from ..keys import ALGORITHMS
+from ..keystore import CURRENT
 from ..keystore import NEXT
+from ..keystore import RETIRED
 from ..keystore import RETIRING
 from ..views import check_login
 from . import auth
@@ -470,7 +472,11 @@ class KeysView(AdminView):
         return self.page(
             200,
             "keys.html",
-            rows=[(row, _public_jwk(row.public_jwk)) for row in rows],
+            rows=[
+                (row, _public_jwk(row.public_jwk))
+                for row in rows
+                if configured is None or row.kid != configured.current.kid
+            ],
             configured=configured.current if configured is not None else None,
             configured_jwk=(
                 _public_jwk(configured.current.public_jwk)
@@ -481,7 +487,14 @@ class KeysView(AdminView):
             current_key=_current_key(state),
             key_algorithm_form=KeyAlgorithmForm(algorithm=state.settings.algorithm),
             key_form=KeyForm,
-            retirable=(NEXT, RETIRING),
+            retirable=(NEXT, CURRENT, RETIRING),
+            configured_retired=(
+                configured is not None
+                and any(
+                    row.kid == configured.current.kid and row.state == RETIRED
+                    for row in rows
+                )
+            ),
             introspection_clients=client_listing(current_app.config),
         )
 
@@ -542,22 +555,41 @@ class KeysView(AdminView):
 
     @expose("/retire", methods=("POST",))
     def retire(self) -> Response:
+        """Retire any key at once, as ``flask jwt keys retire`` does."""
+        form = KeyForm(request.form)
+        if not form.validate():
+            return self.csrf_refused()
+        state = get_state()
+        kid = form.kid.data
+        try:
+            with state.store.unavailable_on_error():
+                done = state.keys.retire(kid)
+        except ConfigurationError as e:
+            flash(f"Key {kid} was not retired: {e}", "error")
+            return self.back()
+        if done is None:
+            flash(f"No key {kid}, or it is retired already.", "error")
+            return self.back()
+        message = f"Retired key {kid}: it no longer signs or verifies."
+        if done.replaced_by is not None:
+            message += f" Key {done.replaced_by} now signs."
+        flash(message, "success")
+        return self.back()
+
+    @expose("/unretire", methods=("POST",))
+    def unretire(self) -> Response:
+        """Undo the retirement of the configured key."""
         form = KeyForm(request.form)
         if not form.validate():
             return self.csrf_refused()
         state = get_state()
         kid = form.kid.data
         with state.store.unavailable_on_error():
-            retired = state.keys.store.retire(kid)
-        if not retired:
-            flash(
-                f"No next or retiring key {kid}; the current key cannot be retired,"
-                " rotate first.",
-                "error",
-            )
+            done = state.keys.unretire(kid)
+        if not done:
+            flash(f"Key {kid} is not a retired configured key.", "error")
             return self.back()
-        state.keys.invalidate()
-        flash(f"Retired key {kid}: it no longer verifies.", "success")
+        flash(f"Configured key {kid} verifies again.", "success")
         return self.back()
 
 
