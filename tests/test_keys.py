@@ -9,6 +9,8 @@ import base64
 import dataclasses
 import hashlib
 import json
+import math
+import random
 import typing as t
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from flask_jwt_authentication import tokens
 from flask_jwt_authentication.errors import ConfigurationError
 from flask_jwt_authentication.errors import InvalidToken
 from flask_jwt_authentication.keys import KeySet
+from flask_jwt_authentication.remote import parse_jwks
 
 ALL_ALGORITHMS = ALGORITHMS + EXTRA_ALGORITHMS
 ASYMMETRIC = [a for a in ALL_ALGORITHMS if not a.startswith("HS")]
@@ -358,6 +361,91 @@ def test_rsa_1024_key_is_refused(algorithm: str) -> None:
         ConfigurationError, match=r"JWT_AUTH_PRIVATE_KEY.*1024-bit.*2048"
     ):
         keys.load_keyset({"JWT_AUTH_PRIVATE_KEY": str(key_path("rsa1024"))}, algorithm)
+
+
+def _probable_prime(n: int, rng: random.Random, rounds: int = 25) -> bool:
+    """Miller-Rabin."""
+    if n % 2 == 0:
+        return False
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for _ in range(rounds):
+        x = pow(rng.randrange(2, n - 2), d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def roca_private_key(bits: int = 2048, seed: int = 2017) -> rsa.RSAPrivateKey:
+    """An RSA key made the way the flawed Infineon library made them (Nemec et
+    al., "The Return of Coppersmith's Attack", CCS 2017, §2.3): each prime is
+    ``k * M + (65537**a mod M)``, ``M`` the product of the first 71 primes (the
+    library's choice for keys of 1025 to 2048 bits)."""
+    rng = random.Random(seed)
+    small = [n for n in range(2, 400) if all(n % d for d in range(2, n))][:71]
+    m = math.prod(small)
+    half = bits // 2
+
+    def prime() -> int:
+        while True:
+            p = rng.randrange(2 ** (half - 1) // m, 2**half // m) * m + pow(
+                65537, rng.randrange(1, m), m
+            )
+            if p.bit_length() == half and (p - 1) % 65537 and _probable_prime(p, rng):
+                return p
+
+    p, q = prime(), prime()
+    d = pow(65537, -1, math.lcm(p - 1, q - 1))
+    return rsa.RSAPrivateNumbers(
+        p=p,
+        q=q,
+        d=d,
+        dmp1=rsa.rsa_crt_dmp1(d, p),
+        dmq1=rsa.rsa_crt_dmq1(d, q),
+        iqmp=rsa.rsa_crt_iqmp(p, q),
+        public_numbers=rsa.RSAPublicNumbers(65537, p * q),
+    ).private_key()
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "PS256"])
+def test_a_configured_rsa_key_with_the_roca_fingerprint_is_refused(
+    algorithm: str,
+) -> None:
+    """The check a fetched JWK Set's keys get holds for the configured key too,
+    at start-up (CVE-2017-15361)."""
+    weak = roca_private_key()
+    assert weak.key_size == 2048
+    pem = weak.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    with pytest.raises(ConfigurationError, match="JWT_AUTH_PRIVATE_KEY has the ROCA"):
+        keys.load_keyset({"JWT_AUTH_PRIVATE_KEY": pem}, algorithm)
+    app = Flask(__name__)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI="sqlite://",
+        JWT_AUTH_ALGORITHM=algorithm,
+        JWT_AUTH_PRIVATE_KEY=pem,
+    )
+    with pytest.raises(ConfigurationError, match="CVE-2017-15361"):
+        JWTAuthentication(app, db=SQLAlchemy(app))
+    # The same key as a JWK is refused by a resource server's JWK Set parser.
+    numbers = weak.public_key().public_numbers()
+    jwk = {
+        "kty": "RSA",
+        "n": b64(numbers.n.to_bytes(256, "big")),
+        "e": "AQAB",
+        "kid": "weak",
+    }
+    assert parse_jwks({"keys": [jwk]}, algorithm) == ()
 
 
 def test_public_key_of_another_pair_is_refused() -> None:
