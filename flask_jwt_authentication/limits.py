@@ -1,11 +1,25 @@
 """Brute-force limits on the token endpoints, counted by the ``limits`` library on
 Flask-Limiter's storage settings.
 
-Failed log-ins are limited per client address and per username, failed refreshes
-per client address. An attempt is *reserved* (counted) before the password is
-checked, so concurrent guesses cannot slip past the limit; a success gives its
-reservation back and clears the username's count, never the address's (else an
-attacker would interleave log-ins of its own).
+Failed log-ins are limited per client address, per username *and* address, and
+per account across all addresses (a much wider limit, against guessing spread
+over many addresses); failed refreshes per client address. An IPv6 client is
+counted by its network (``JWT_AUTH_IPV6_PREFIX_LENGTH``, a /64 by default), since
+one host commonly holds a whole /64.
+
+A log-in attempt is *reserved* (counted) before the password is checked, so
+concurrent guesses cannot slip past the limit; a success gives its reservation
+back and clears its username-and-address counters, never the address's or the
+account's (else an attacker would interleave log-ins of its own). The per-user
+counters are kept both under the name typed and under the identity of the user
+the lookup found, so no spelling the database matches to the account (an accent
+variant under a case- and accent-insensitive collation, say) has a counter of its
+own. Failures from other addresses do not block a log-in while the account limit
+holds.
+
+A refresh token has 256 bits: guessing one is hopeless, so only failed refreshes
+are counted, after the fact, and a valid token is never refused for other
+clients' failures on a shared address.
 
 Counting uses the fixed-window strategy, the only one of ``limits`` whose counts
 can be given back; a burst at a window's edge can therefore reach twice a limit
@@ -15,6 +29,7 @@ within a short span, never more.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import threading
 import time
@@ -61,6 +76,33 @@ def _parse(config: t.Mapping[str, t.Any], key: str) -> limits.RateLimitItem | No
         ) from None
 
 
+def _prefix_length(config: t.Mapping[str, t.Any]) -> int:
+    value = config.get(
+        "JWT_AUTH_IPV6_PREFIX_LENGTH", DEFAULTS["JWT_AUTH_IPV6_PREFIX_LENGTH"]
+    )
+    if isinstance(value, bool) or not isinstance(value, int) or not 32 <= value <= 128:
+        raise ConfigurationError(
+            "JWT_AUTH_IPV6_PREFIX_LENGTH must be an integer from 32 to 128 (64"
+            " counts each /64 network as one client)."
+        )
+    return value
+
+
+def address_key(address: str, ipv6_prefix: int = 64) -> str:
+    """The client an address counts as: an IPv4 address itself, an IPv6 address
+    its network of ``ipv6_prefix`` bits (an IPv4-mapped IPv6 address its IPv4
+    address). Anything else (a Unix socket, say) counts as itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, ipv6_prefix), strict=False))
+    return str(ip)
+
+
 @dataclasses.dataclass
 class _Counter:
     """One limit and the identifiers it is counted under."""
@@ -104,16 +146,23 @@ class FloodControl:
         self._lock = threading.Lock()
 
     def set_limits(self, config: t.Mapping[str, t.Any]) -> None:
-        """Read the three ``JWT_AUTH_FLOOD_*`` limits from ``config`` (again, when
+        """Read the ``JWT_AUTH_FLOOD_*`` limits from ``config`` (again, when
         they are edited at run time); counts already taken are kept.
 
         :raises ConfigurationError: a limit does not parse; nothing changes.
         """
         ip_limit = _parse(config, "JWT_AUTH_FLOOD_IP_LIMIT")
         user_limit = _parse(config, "JWT_AUTH_FLOOD_USER_LIMIT")
+        account_limit = _parse(config, "JWT_AUTH_FLOOD_ACCOUNT_LIMIT")
         refresh_limit = _parse(config, "JWT_AUTH_FLOOD_REFRESH_LIMIT")
+        ipv6_prefix = _prefix_length(config)
         self.ip_limit, self.user_limit = ip_limit, user_limit
-        self.refresh_limit = refresh_limit
+        self.account_limit, self.refresh_limit = account_limit, refresh_limit
+        self.ipv6_prefix = ipv6_prefix
+
+    def client(self, address: str) -> str:
+        """The client ``address`` counts as (see :func:`address_key`)."""
+        return address_key(address, self.ipv6_prefix)
 
     # Strategy selection with the in-memory fallback --------------------------------
 
@@ -167,6 +216,7 @@ class FloodControl:
         items = {
             "ip": self.ip_limit,
             "user": self.user_limit,
+            "account": self.account_limit,
             "refresh": self.refresh_limit,
         }
         counters = []
@@ -177,7 +227,8 @@ class FloodControl:
         return counters
 
     def reserve(self, **scopes: str | None) -> Reservation:
-        """Count one attempt on each named limit (``ip=``, ``user=``, ``refresh=``).
+        """Count one attempt on each named limit (``ip=``, ``user=``,
+        ``account=``, ``refresh=``).
 
         :returns: the reservation, to give back with :meth:`Reservation.succeeded`.
         :raises TooManyRequests: a limit is exhausted; no count is kept for it, and
@@ -186,18 +237,28 @@ class FloodControl:
             in-memory fallback is off.
         """
         reservation = Reservation(self, [])
-        if not self.enabled:
-            return reservation
-        for counter in self._counters(**scopes):
-            allowed = self._call("hit", counter)
-            if not allowed:
-                self._give_back([counter, *reservation.counters])
+        reservation.extend(**scopes)
+        return reservation
+
+    def failed(self, **scopes: str | None) -> None:
+        """Count a failure after the fact (a refresh token that did not work).
+
+        :raises TooManyRequests: a limit was exhausted already: answer 429
+            rather than the failure itself.
+        :raises TemporarilyUnavailable: as :meth:`reserve`.
+        """
+        self.reserve(**scopes)
+
+    def _hit_all(self, counters: list[_Counter], taken: list[_Counter]) -> None:
+        for counter in counters:
+            if not self._call("hit", counter):
+                self._give_back([counter, *taken])
+                taken.clear()
                 retry = self._retry_after(counter)
                 raise TooManyRequests(
                     "Too many failed attempts; try again later.", retry_after=retry
                 )
-            reservation.counters.append(counter)
-        return reservation
+            taken.append(counter)
 
     def _retry_after(self, counter: _Counter) -> int:
         try:
@@ -228,7 +289,12 @@ class FloodControl:
     @staticmethod
     def user_key(username: str) -> str:
         """The username's counter key: normalised and case-folded."""
-        return normalize_username(username).casefold()
+        return "name:" + normalize_username(username).casefold()
+
+    @staticmethod
+    def identity_key(user_key: str) -> str:
+        """The counter key of a user the lookup found: its identity (JSON)."""
+        return "id:" + user_key
 
 
 @dataclasses.dataclass
@@ -237,6 +303,12 @@ class Reservation:
 
     flood: FloodControl
     counters: list[_Counter]
+
+    def extend(self, **scopes: str | None) -> None:
+        """Count this attempt on more limits (see :meth:`FloodControl.reserve`);
+        if one is exhausted, every count of the attempt is given back."""
+        if self.flood.enabled:
+            self.flood._hit_all(self.flood._counters(**scopes), self.counters)
 
     def cancel(self) -> None:
         """The attempt reached no verdict (storage was down): give its counts back."""

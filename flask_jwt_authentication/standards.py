@@ -22,7 +22,6 @@ from .errors import InvalidClient
 from .errors import InvalidRequest
 from .errors import InvalidToken
 from .errors import PayloadTooLarge
-from .errors import TemporarilyUnavailable
 from .errors import UnsupportedTokenType
 from .extension import AppState
 from .extension import get_state
@@ -157,15 +156,11 @@ def revoke() -> Response:
     """
     state = get_state()
     token, hint = _token_params()
-    reservation = state.flood.reserve(refresh=_client_address())
-    try:
-        found = _revoke(state, token, hint)
-    except TemporarilyUnavailable:
-        reservation.cancel()
-        raise
-    if found:
-        reservation.succeeded()
-    elif hint is not None and hint not in TOKEN_TYPE_HINTS:
+    found = _revoke(state, token, hint)
+    if not found:
+        # Only misses count, as for refreshes: past the limit they get 429.
+        state.flood.failed(refresh=state.flood.client(_client_address()))
+    if not found and hint is not None and hint not in TOKEN_TYPE_HINTS:
         # RFC 7009 §2.2.1: a type we do not issue, and the token is none of ours.
         raise UnsupportedTokenType(
             f"Tokens of type {hint!r} cannot be revoked here; "
@@ -216,7 +211,9 @@ def _authenticate_client(state: AppState, clients: IntrospectionClients) -> None
     auth = request.authorization
     if auth is None or auth.type != "basic":
         raise InvalidClient("Authenticate with HTTP Basic as a resource server.", realm)
-    reservation = state.flood.reserve(refresh=_client_address())
+    reservation = state.flood.reserve(
+        refresh=state.flood.client(_client_address())
+    )
     client = clients.authenticate(auth.username or "", auth.password or "")
     if client is None:
         raise InvalidClient("The client credentials are not valid.", realm)

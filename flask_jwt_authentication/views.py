@@ -314,24 +314,38 @@ def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
     # Counted before the password is checked, so parallel guesses cannot overtake
     # the limit; refused here, no hash is computed.
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    try:
-        reservation = state.flood.reserve(
-            ip=_client_address(), user=FloodControl.user_key(username)
-        )
-    except TooManyRequests:
+    client = state.flood.client(_client_address())
+
+    def too_many() -> None:
         signals.login_failed.send(
             app,
             username=username,
             address=_client_address(),
             reason="too_many_attempts",
         )
+
+    name = FloodControl.user_key(username)
+    try:
+        reservation = state.flood.reserve(
+            ip=client, user=f"{client} {name}", account=name
+        )
+    except TooManyRequests:
+        too_many()
         raise
     try:
         with store.unavailable_on_error():
             user = ext._user_lookup(username)
+        if user is not None:
+            # The account the lookup found, whatever spelling reached it (the
+            # database's collation may match names the counter keeps apart).
+            found = FloodControl.identity_key(ext._user_key(user))
+            reservation.extend(user=f"{client} {found}", account=found)
     except TemporarilyUnavailable:
         # An outage is not a failed attempt: it must not lock the account.
         reservation.cancel()
+        raise
+    except TooManyRequests:
+        too_many()
         raise
     outcome = check_credentials(
         user,
@@ -370,14 +384,12 @@ def refresh() -> Response:
     """``POST {prefix}/refresh``: consume a refresh token for a new pair."""
     state = get_state()
     presented = _presented_refresh_token(state.settings)
-    reservation = state.flood.reserve(refresh=_client_address())
     try:
-        response = _refresh(state, presented)
-    except TemporarilyUnavailable:
-        reservation.cancel()
+        return _refresh(state, presented)
+    except InvalidGrant:
+        # Only failures count (see limits): past the limit they get 429.
+        state.flood.failed(refresh=state.flood.client(_client_address()))
         raise
-    reservation.succeeded()
-    return response
 
 
 def _refresh(state: AppState, presented: str) -> Response:
