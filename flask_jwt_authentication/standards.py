@@ -211,9 +211,7 @@ def _authenticate_client(state: AppState, clients: IntrospectionClients) -> None
     auth = request.authorization
     if auth is None or auth.type != "basic":
         raise InvalidClient("Authenticate with HTTP Basic as a resource server.", realm)
-    reservation = state.flood.reserve(
-        refresh=state.flood.client(_client_address())
-    )
+    reservation = state.flood.reserve(refresh=state.flood.client(_client_address()))
     client = clients.authenticate(auth.username or "", auth.password or "")
     if client is None:
         raise InvalidClient("The client credentials are not valid.", realm)

@@ -1,4 +1,4 @@
-"""``flask jwt cleanup`` while traffic flows (CONTRACT §6: "safe to run from cron
+"""``flask jwt cleanup`` while traffic flows (docs/cli.rst: "safe to run from cron
 while traffic flows"), on a real threaded server, on every database backend.
 
 Background threads keep using valid tokens (each request must get 200, each

@@ -1,4 +1,4 @@
-"""``flask jwt cleanup`` (CONTRACT §6), run with ``app.test_cli_runner()``."""
+"""``flask jwt cleanup`` (docs/cli.rst), run with ``app.test_cli_runner()``."""
 
 from __future__ import annotations
 

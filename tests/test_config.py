@@ -1,4 +1,4 @@
-"""Settings: the defaults CONTRACT §5 fixes and the validation of ``JWT_AUTH_*``.
+"""Settings: the documented defaults (docs/config.rst) and the validation of ``JWT_AUTH_*``.
 
 Pure unit tests of :mod:`flask_jwt_authentication.config`: a plain dict stands in for
 ``app.config``.

@@ -1,4 +1,4 @@
-"""``@jwt_required``, ``current_user`` and ``get_jwt`` (CONTRACT §1 and §2)."""
+"""``@jwt_required``, ``current_user`` and ``get_jwt`` (docs/api.rst)."""
 
 from __future__ import annotations
 

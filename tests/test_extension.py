@@ -1,5 +1,5 @@
 """The extension object: wiring, per-app state, validation at start-up, callbacks
-(CONTRACT §1, STYLE "The extension object" and "Callbacks")."""
+(docs/api.rst: the extension object and its callbacks)."""
 
 from __future__ import annotations
 

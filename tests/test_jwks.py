@@ -1,4 +1,4 @@
-"""``GET /.well-known/jwks.json`` over HTTP (CONTRACT §2, docs/keys.rst).
+"""``GET /.well-known/jwks.json`` over HTTP (docs/keys.rst).
 
 An independent verifier, PyJWT's ``PyJWKClient``, fetches the JWK Set from a real
 server (``serve``) and verifies our access tokens with nothing else: for configured

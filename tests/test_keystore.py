@@ -1,6 +1,6 @@
 """Stored signing keys: rotation under traffic and across workers, no I/O for
 refused tokens, encryption at rest, and the ``flask jwt keys`` commands
-(docs/keys.rst, CONTRACT §3 and §6).
+(docs/keys.rst, docs/cli.rst).
 
 Commands run with ``app.test_cli_runner()`` on the very app object a real threaded
 server (``serve``) is serving, so they share its database and its key ring; a

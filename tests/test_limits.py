@@ -1,4 +1,4 @@
-"""Brute-force limits on the token endpoints (CONTRACT §2, §5).
+"""Brute-force limits on the token endpoints (docs/flood.rst).
 
 Failed log-ins are limited per username and address (``JWT_AUTH_FLOOD_USER_LIMIT``,
 5 per 5 minutes), per client address (``JWT_AUTH_FLOOD_IP_LIMIT``, 50 per hour) and

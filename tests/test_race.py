@@ -1,6 +1,6 @@
 """Concurrent refreshes of one refresh token over real HTTP: exactly one wins.
 
-CONTRACT §2: "Two concurrent refreshes with the same token: exactly one wins", and a
+docs/sessions.rst: "Two concurrent refreshes with the same token: exactly one wins", and a
 consumed refresh token presented again revokes its whole family. Every round logs in,
 then releases many threads at once, each POSTing the same refresh token to a real
 threaded server, on every database backend.

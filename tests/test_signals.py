@@ -1,4 +1,4 @@
-"""The blinker events: those of CONTRACT §4 (``jwt_created``, ``jwt_encoded``,
+"""The blinker events: those of docs/events.rst (``jwt_created``, ``jwt_encoded``,
 ``jwt_decoded``) and the audit ones (``login_failed``, ``token_refreshed``,
 ``logged_out``, ``refresh_token_reused``)."""
 

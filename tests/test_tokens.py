@@ -1,7 +1,7 @@
 """Access tokens as a client, another service or an attacker sees them.
 
 Pure unit tests of :mod:`flask_jwt_authentication.tokens`: settings and keys come from
-plain mappings, the clock from the ``now=`` parameter. CONTRACT §3.
+plain mappings, the clock from the ``now=`` parameter. See docs/tokens.rst.
 """
 
 from __future__ import annotations

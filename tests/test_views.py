@@ -1,4 +1,4 @@
-"""The HTTP endpoints of CONTRACT §2, through Flask's test client on a real database.
+"""The HTTP endpoints (docs/api.rst), through Flask's test client on a real database.
 
 Every test asserts what a client sees (status, JSON body, headers) and what the
 database holds afterwards; refused requests must write nothing.
@@ -533,7 +533,7 @@ def test_login_failures_are_indistinguishable(env: AppEnv, client: t.Any) -> Non
 def test_every_login_costs_one_hash_verification(env: AppEnv, client: t.Any) -> None:
     """Each failure, whatever its cause, verifies exactly one real hash: the
     user's, or the dummy one in its place; a hash the verifier cannot read costs
-    the same as any other (CONTRACT §1, the timing guard)."""
+    the same as any other (docs/security.rst, the timing guard)."""
     cases = _failure_users(env)
     calls: list[tuple[str, str]] = []
 
@@ -764,7 +764,7 @@ def test_refresh_for_a_deleted_user(env: AppEnv, client: t.Any) -> None:
 
 
 def test_refresh_with_the_refresh_cookie(make_app: t.Callable[..., AppEnv]) -> None:
-    """Cookie mode (CONTRACT §5): the refresh token travels in an HttpOnly, Secure,
+    """Cookie mode (docs/spa.rst): the refresh token travels in an HttpOnly, Secure,
     SameSite=Strict cookie scoped to the refresh path, and refreshes from it."""
     env = make_app(JWT_AUTH_REFRESH_COOKIE=True)
     env.create_user("alice")
