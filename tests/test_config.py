@@ -1,4 +1,5 @@
-"""Settings: the documented defaults (docs/config.rst) and the validation of ``JWT_AUTH_*``.
+"""Settings: the documented defaults (docs/config.rst) and the validation of the
+``JWT_AUTH_*`` keys.
 
 Pure unit tests of :mod:`flask_jwt_authentication.config`: a plain dict stands in for
 ``app.config``.

@@ -1,6 +1,7 @@
 """Signing keys: loading and checking them at start-up, their ``kid`` and the JWKS.
 
-Pure unit tests of :mod:`flask_jwt_authentication.keys` (docs/tokens.rst, docs/keys.rst).
+Pure unit tests of :mod:`flask_jwt_authentication.keys` (docs/tokens.rst and
+docs/keys.rst).
 """
 
 from __future__ import annotations

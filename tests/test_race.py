@@ -1,6 +1,7 @@
 """Concurrent refreshes of one refresh token over real HTTP: exactly one wins.
 
-docs/sessions.rst: "Two concurrent refreshes with the same token: exactly one wins", and a
+docs/sessions.rst: "Two concurrent refreshes with one token have exactly one winner",
+and a
 consumed refresh token presented again revokes its whole family. Every round logs in,
 then releases many threads at once, each POSTing the same refresh token to a real
 threaded server, on every database backend.
