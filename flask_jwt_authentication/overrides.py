@@ -373,15 +373,33 @@ def _check_shape(name: str, value: t.Any) -> None:
             )
 
 
+#: Run-time limits stay within these: at least one attempt per window, windows
+#: from a minute to a day, at most this many attempts per hour. Switching a
+#: limit off, or anything outside, needs the configuration.
+LIMIT_WINDOW: tuple[int, int] = (60, 24 * 3600)
+LIMIT_MAX_PER_HOUR = 10_000
+
+
 def _check_limit(name: str, value: t.Any) -> None:
-    """Run-time limits must parse; switching a limit off needs the configuration."""
-    message = f"{name} must be a rate limit such as '5 per 5 minutes'."
+    """Run-time limits must parse and stay within the bounds above."""
+    low, high = LIMIT_WINDOW
+    most = LIMIT_MAX_PER_HOUR
+    message = (
+        f"{name} must be a rate limit such as '5 per 5 minutes': at least 1"
+        f" attempt per window of {low // 60} minute(s) to {high // 3600} hours, at"
+        f" most {most} per hour. Switching it off needs the configuration."
+    )
     if not isinstance(value, str) or not value.strip():
         raise SettingsError(name, message)
     try:
-        limits.parse(value)
+        item = limits.parse(value)
     except ValueError:
         raise SettingsError(name, message) from None
+    window = item.get_expiry()
+    if not (item.amount >= 1 and low <= window <= high):
+        raise SettingsError(name, message)
+    if item.amount * 3600 > most * window:
+        raise SettingsError(name, message)
 
 
 def _named_in(message: str, candidates: t.Iterable[str]) -> str:

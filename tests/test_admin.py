@@ -937,6 +937,8 @@ def test_settings_save_and_reach_the_api(admin_env):
             {"flood_user_limit": "lots"},
             "JWT_AUTH_FLOOD_USER_LIMIT must be a rate limit",
         ),
+        ({"flood_ip_limit": "0 per minute"}, "at least 1 attempt per window"),
+        ({"flood_user_limit": "1000000000 per second"}, "at most 10000 per hour"),
         ({"issuer": "x" * 256}, "255 characters"),
         ({"audience": "a\x00b"}, "not allowed"),
     ],

@@ -161,6 +161,21 @@ def test_a_protected_request_queries_no_settings(make_app: MakeApp) -> None:
         ({"JWT_AUTH_AUDIENCE": [""]}, "JWT_AUTH_AUDIENCE"),
         ({"JWT_AUTH_FLOOD_USER_LIMIT": "lots"}, "JWT_AUTH_FLOOD_USER_LIMIT"),
         ({"JWT_AUTH_FLOOD_IP_LIMIT": "   "}, "JWT_AUTH_FLOOD_IP_LIMIT"),
+        # Bounds: never none at all, never so many that the limit is off.
+        ({"JWT_AUTH_FLOOD_IP_LIMIT": "0 per minute"}, "JWT_AUTH_FLOOD_IP_LIMIT"),
+        (
+            {"JWT_AUTH_FLOOD_USER_LIMIT": "1000000000 per second"},
+            "JWT_AUTH_FLOOD_USER_LIMIT",
+        ),
+        ({"JWT_AUTH_FLOOD_USER_LIMIT": "5 per second"}, "JWT_AUTH_FLOOD_USER_LIMIT"),
+        (
+            {"JWT_AUTH_FLOOD_REFRESH_LIMIT": "20000 per hour"},
+            "JWT_AUTH_FLOOD_REFRESH_LIMIT",
+        ),
+        (
+            {"JWT_AUTH_FLOOD_REFRESH_LIMIT": "1 per 2 days"},
+            "JWT_AUTH_FLOOD_REFRESH_LIMIT",
+        ),
         ({"JWT_AUTH_URL_PREFIX": "/elsewhere"}, "JWT_AUTH_URL_PREFIX"),
         ({"JWT_AUTH_SECRET_KEY": "k" * 64}, "JWT_AUTH_SECRET_KEY"),
     ],
@@ -215,6 +230,14 @@ def test_switching_between_hmac_sizes_uses_the_configured_secret(
     save(env, JWT_AUTH_ALGORITHM="HS512")
     token = tokens_for(env.app.test_client())["access_token"]
     assert header(token)["alg"] == "HS512"
+
+
+@pytest.mark.parametrize(
+    "value", ["1 per minute", "10000 per hour", "1 per day", "166 per minute"]
+)
+def test_flood_limits_at_the_bounds_are_accepted(env: AppEnv, value: str) -> None:
+    save(env, JWT_AUTH_FLOOD_IP_LIMIT=value)
+    assert stored_rows(env) == {"JWT_AUTH_FLOOD_IP_LIMIT": value}
 
 
 def test_flood_limits_change_at_run_time(make_app: MakeApp) -> None:

@@ -21,6 +21,8 @@ from wtforms.validators import Optional
 from wtforms.validators import ValidationError
 
 from ..keys import ALGORITHMS
+from ..overrides import LIMIT_MAX_PER_HOUR
+from ..overrides import LIMIT_WINDOW
 from ..views import MAX_PASSWORD_LENGTH
 from ..views import MAX_USERNAME_LENGTH
 
@@ -84,6 +86,13 @@ class UserSessionsForm(SecureForm):  # type: ignore[misc]
     q = HiddenField("Search", [Optional(), Length(max=MAX_USERNAME_LENGTH)])
 
 
+_BOUNDS = (
+    f" At least 1 per window of {LIMIT_WINDOW[0] // 60} minute(s) to"
+    f" {LIMIT_WINDOW[1] // 3600} hours, at most"
+    f" {LIMIT_MAX_PER_HOUR} per hour; switching it off needs the configuration."
+)
+
+
 def _text(label: str, description: str) -> StringField:
     return StringField(
         label,
@@ -118,9 +127,15 @@ class SettingsForm(SecureForm):  # type: ignore[misc]
         "Audience", "Comma-separated; the first is written into new tokens."
     )
     leeway = _seconds("Leeway", "Seconds of clock skew tolerated, up to 300.")
-    flood_ip_limit = _text("Failed log-ins per address", "Such as 50 per hour.")
-    flood_user_limit = _text("Failed log-ins per username", "Such as 5 per 5 minutes.")
-    flood_refresh_limit = _text("Failed refreshes per address", "Such as 100 per hour.")
+    flood_ip_limit = _text(
+        "Failed log-ins per address", "Such as 50 per hour." + _BOUNDS
+    )
+    flood_user_limit = _text(
+        "Failed log-ins per username and address", "Such as 5 per 5 minutes." + _BOUNDS
+    )
+    flood_refresh_limit = _text(
+        "Failed refreshes per address", "Such as 100 per hour." + _BOUNDS
+    )
 
     FIELDS: t.ClassVar[dict[str, str]] = {
         "algorithm": "JWT_AUTH_ALGORITHM",
