@@ -91,6 +91,9 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         # The token this one replaced: the grace window lets only the immediate
         # predecessor of a live token be presented again.
         sa.Column("parent_hash", sa.String(64), nullable=True, index=True),
+        # When the grace window's one re-presentation of this consumed token was
+        # used: any further presentation is reuse.
+        sa.Column("grace_used_at", sa.BigInteger(), nullable=True),
     )
     revoked_tokens = sa.Table(
         REVOKED_TOKENS,

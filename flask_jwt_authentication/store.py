@@ -371,9 +371,30 @@ class Store:
         ).first()
         return row is not None
 
+    def claim_grace(self, record: RefreshRecord, *, now: int) -> bool:
+        """Use the grace window's one re-presentation of the consumed ``record``.
+
+        A conditional update checked by its row count: of concurrent claims
+        exactly one succeeds, on every engine.
+
+        :returns: whether this request may branch; ``False``: it was used already.
+        """
+        rt = self.tables.refresh_tokens
+        result = self.db.session.execute(
+            sa.update(rt)
+            .where(
+                rt.c.token_hash == record.token_hash,
+                rt.c.consumed_at.is_not(None),
+                rt.c.grace_used_at.is_(None),
+            )
+            .values(grace_used_at=now)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
     def branch(self, record: RefreshRecord, *, now: int, expires_at: int) -> str:
-        """Issue another successor of the consumed ``record`` (the grace window),
-        leaving its first successor valid too."""
+        """Issue another successor of the consumed ``record`` (the grace window's
+        one re-presentation, see :meth:`claim_grace`), leaving its first
+        successor valid too."""
         self._touch_session(record.session_id, now, expires_at)
         return self._insert_refresh_token(
             record.session_id, now, expires_at, parent_hash=record.token_hash

@@ -420,7 +420,7 @@ def _refresh(state: AppState, presented: str) -> Response:
         if expires_at <= now:
             raise InvalidGrant("The login session has reached its maximum lifetime.")
         if record.consumed:
-            new_token = store.branch(record, now=now, expires_at=expires_at)
+            new_token = _grace_branch(state, record, now, expires_at)
         else:
             rotated = store.rotate(record, now=now, expires_at=expires_at)
             if rotated is None:
@@ -430,7 +430,7 @@ def _refresh(state: AppState, presented: str) -> Response:
                 again = store.find_refresh_token(presented)
                 if again is None or not _within_grace(state, again, now):
                     _reused(state, record, now)
-                rotated = store.branch(again, now=now, expires_at=expires_at)
+                rotated = _grace_branch(state, again, now, expires_at)
             new_token = rotated
         session_id = str(record.session_id)
         # A refresh keeps the session's auth_time (RFC 9470): only a password
@@ -459,6 +459,18 @@ def _within_grace(state: AppState, record: RefreshRecord, now: int) -> bool:
         and now - record.consumed_at <= grace
         and state.store.successor_is_live(record)
     )
+
+
+def _grace_branch(
+    state: AppState, record: RefreshRecord, now: int, expires_at: int
+) -> str:
+    """The grace window's one re-presentation of a consumed token (a client that
+    lost the answer): a new successor, once. Of concurrent re-presentations one
+    wins; any other, now or later, is reuse."""
+    if not state.store.claim_grace(record, now=now):
+        state.store.rollback()
+        _reused(state, record, now)
+    return state.store.branch(record, now=now, expires_at=expires_at)
 
 
 def _reused(state: AppState, record: RefreshRecord, now: int) -> t.NoReturn:

@@ -202,3 +202,58 @@ def test_concurrent_refresh_exactly_one_wins(live_server: LiveServer) -> None:
         f"{winners} winners, {elapsed:.1f} s"
     )
     assert rounds == winners == ROUNDS
+
+
+@pytest.fixture
+def grace_server(
+    make_app: t.Callable[..., AppEnv],
+    database_url: str,
+    serve: t.Callable[[AppEnv], int],
+) -> LiveServer:
+    """As ``live_server``, with a grace window of a minute."""
+    engine_options = (
+        {"connect_args": {"timeout": 30}}
+        if database_url.startswith("sqlite")
+        else {"pool_pre_ping": True, "pool_size": THREADS + 2}
+    )
+    env = make_app(
+        database_url,
+        RATELIMIT_ENABLED=False,
+        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
+        JWT_AUTH_REFRESH_GRACE_PERIOD=60,
+    )
+    env.create_user("alice")
+    return LiveServer(env=env, host="127.0.0.1", port=serve(env))
+
+
+GRACE_ROUNDS = 10
+
+
+@pytest.mark.slow
+def test_concurrent_re_presentations_in_the_grace_window_have_one_winner(
+    grace_server: LiveServer,
+) -> None:
+    """A consumed token raced by 16 clients within the window: one gets a new
+    pair, the 15 others are reuse and end the session (no fork of 16 live
+    branches)."""
+    server, env = grace_server, grace_server.env
+    for round_no in range(GRACE_ROUNDS):
+        status, pair = server.post(
+            f"{PREFIX}/tokens", {"username": "alice", "password": PASSWORD}
+        )
+        assert status == 200, (round_no, status, pair)
+        consumed = pair["refresh_token"]
+        status, successor = server.post(
+            f"{PREFIX}/refresh", {"refresh_token": consumed}
+        )
+        assert status == 200, (round_no, successor)
+
+        results = _race(server, consumed)
+
+        statuses = sorted(status for status, _ in results)
+        assert statuses == [200] + [401] * (THREADS - 1), (round_no, results)
+        old, family, login_session = _family(env, consumed)
+        assert old.grace_used_at is not None, round_no
+        # The login's token, its successor and the one grace branch: no more.
+        assert len(family) == 3, (round_no, family)
+        assert login_session.revoke_reason == "reuse", (round_no, results)

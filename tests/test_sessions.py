@@ -323,13 +323,9 @@ def test_grace_off_second_use_ends_the_session(app_env: AppEnv, clock: t.Any) ->
 def test_grace_on_allows_the_just_consumed_token_again(
     make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
 ) -> None:
-    """Within the window the just-consumed token gets a pair of its own, and the
-    first successor stays valid: a client that lost the answer carries on.
-
-    The same holds for concurrent refreshes with one token: within the window
-    they all succeed (each gets its own pair), not just one; that is the price of
-    the window (see docs/sessions.rst).
-    """
+    """Within the window the just-consumed token gets a pair of its own, once,
+    and the first successor stays valid: a client that lost the answer carries
+    on. A third presentation is reuse (tests/test_race.py races them)."""
     env = configured(make_app, database_url, JWT_AUTH_REFRESH_GRACE_PERIOD=GRACE)
     client = env.app.test_client()
     first = login(client)
@@ -349,6 +345,26 @@ def test_grace_on_allows_the_just_consumed_token_again(
     assert_works(client, third)
     assert_works(client, fourth)
     assert session_rows(env)[sid]["revoked_at"] is None
+
+
+def test_grace_on_allows_one_re_presentation_only(
+    make_app: t.Callable[..., AppEnv], database_url: str, clock: t.Any
+) -> None:
+    """Presenting a consumed token ten times within the window no longer forks
+    the session ten times: the second re-presentation is reuse, and the whole
+    family dies, the successors included."""
+    env = configured(make_app, database_url, JWT_AUTH_REFRESH_GRACE_PERIOD=GRACE)
+    client = env.app.test_client()
+    first = login(client)
+    sid = sid_of(first)
+    lost = pair_of(refresh(client, first["refresh_token"]))
+    again = pair_of(refresh(client, first["refresh_token"]))
+    for _ in range(8):
+        assert_error(refresh(client, first["refresh_token"]), 401, "invalid_grant")
+    assert session_rows(env)[sid]["revoke_reason"] == "reuse"
+    for pair in (lost, again):
+        assert_invalid_token(me(client, pair["access_token"]))
+        assert_error(refresh(client, pair["refresh_token"]), 401, "invalid_grant")
 
 
 def test_grace_on_after_the_window_ends_the_session(
