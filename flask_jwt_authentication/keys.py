@@ -165,11 +165,46 @@ def _read_key_value(name: str, value: str | bytes) -> bytes:
             with open(path, "rb") as f:
                 return f.read()
         except OSError as e:
+            # The value may be a mangled key rather than a path: repeat it only
+            # when it cannot be one.
+            hint = _key_value_hint(data)
+            shown = (
+                f"cannot read {path!r}"
+                if not hint and len(path) <= 255
+                else "the value is not shown, it may be a key"
+            )
             raise ConfigurationError(
-                f"{name} is neither PEM text nor a readable file: cannot read {path!r}"
-                f" ({e.strerror})."
+                f"{name} is neither PEM text nor the path of a readable file"
+                f" ({shown}: {e.strerror}).{hint}"
             ) from None
-    raise ConfigurationError(f"{name} is neither PEM text nor the path of a PEM file.")
+    raise ConfigurationError(
+        f"{name} is neither PEM text nor the path of a PEM file (the value is not"
+        f" shown).{_key_value_hint(data)}"
+    )
+
+
+def _key_value_hint(data: bytes) -> str:
+    """What a misformatted key value most likely is, without any of its text."""
+    if b"-----BEGIN" in data:
+        if b"\\n" in data:
+            return (
+                " It holds PEM text with literal \\n sequences: give it real line"
+                " breaks (or the path of the PEM file)."
+            )
+        return (
+            " It holds PEM text that does not start the value (quotes or other"
+            " characters before -----BEGIN?): give the PEM text alone."
+        )
+    stripped = data.strip()
+    if len(stripped) > 40 and all(
+        c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-"
+        for c in stripped
+    ):
+        return (
+            " It looks like base64 without the PEM armour: give the whole PEM text,"
+            " -----BEGIN and -----END lines included."
+        )
+    return ""
 
 
 def _public_der(key: t.Any) -> bytes:
@@ -266,13 +301,14 @@ def asymmetric_key(
             f"{source} is required for {algorithm}: set it to a PEM private key or the"
             " path of one."
         )
+    data = _read_key_value(source, private_pem)
     try:
-        private = serialization.load_pem_private_key(
-            _read_key_value(source, private_pem), password=None
-        )
+        private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+        hint = _key_value_hint(data) if b"\\n" in data else ""
         raise ConfigurationError(
-            f"{source} is not an unencrypted PEM private key ({type(e).__name__})."
+            f"{source} is not an unencrypted PEM private key"
+            f" ({type(e).__name__}).{hint}"
         ) from None
     _check_key_type(source, algorithm, private)
     public = private.public_key()

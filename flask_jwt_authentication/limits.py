@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import re
 import threading
 import time
 import typing as t
@@ -131,8 +132,19 @@ class FloodControl:
         try:
             storage = storage_from_string(uri, **options)
         except Exception as e:  # limits raises ConfigurationError or ImportError
+            # Neither the URI nor the library's message (which may quote it) is
+            # repeated: it may hold a password.
+            match = re.match(r"([A-Za-z][A-Za-z0-9+.-]{0,31})://", str(uri))
+            scheme = match[1] if match else "none"
+            hint = (
+                " (install flask_jwt_authentication[redis] for redis://)"
+                if isinstance(e, ImportError)
+                else ""
+            )
             raise ConfigurationError(
-                f"RATELIMIT_STORAGE_URI cannot be used: {type(e).__name__}: {e}"
+                f"RATELIMIT_STORAGE_URI cannot be used ({type(e).__name__}{hint}):"
+                f" scheme {scheme!r}; use memory:// or a storage URI of the limits"
+                " library such as redis://host:6379 (the value is not shown)."
             ) from None
         if not isinstance(storage, Storage):
             raise ConfigurationError(

@@ -431,8 +431,11 @@ def _jwks_url(app_config: t.Mapping[str, t.Any]) -> str:
     except ValueError:
         scheme, host = "", None
     if scheme not in ("http", "https") or not host:
+        # The value may carry credentials: never repeat it.
         raise ConfigurationError(
-            f"JWT_AUTH_JWKS_URL must be an http(s) URL with a host, got {url!r}."
+            "JWT_AUTH_JWKS_URL must be an http(s) URL with a host (such as"
+            " https://auth.example.com/.well-known/jwks.json); the value given is"
+            " not one (not shown, it may hold credentials)."
         )
     if scheme == "http" and host not in _LOOPBACK_HOSTS:
         logger.warning(

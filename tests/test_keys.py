@@ -651,3 +651,38 @@ def test_an_explicitly_empty_key_setting_is_refused(name: str) -> None:
     db.init_app(app)
     with pytest.raises(ConfigurationError, match=f"{name} is set but empty"):
         JWTAuthentication(app, db=db)
+
+
+def _pem_text(name: str) -> str:
+    return key_path(name).read_text()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "hint"),
+    [
+        # A PEM put into an environment file with its line breaks escaped.
+        (lambda pem: '"' + pem.replace("\n", "\\n") + '"', "literal \\n"),
+        (lambda pem: pem.replace("\n", "\\n"), "literal \\n"),
+        # The base64 body alone, without the armour.
+        (
+            lambda pem: "".join(pem.strip().splitlines()[1:-1]),
+            "base64 without the PEM armour",
+        ),
+        (lambda pem: "'" + pem + "'", "does not start the value"),
+    ],
+)
+def test_a_misformatted_private_key_is_never_echoed(
+    mangle: t.Callable[[str], str], hint: str
+) -> None:
+    """The error says what is wrong and where, never the value: no line of the
+    key's base64 appears in it."""
+    pem = _pem_text("rsa2048")
+    value = mangle(pem)
+    with pytest.raises(ConfigurationError) as caught:
+        keys.load_keyset({"JWT_AUTH_PRIVATE_KEY": value}, "RS256")
+    message = str(caught.value)
+    assert "JWT_AUTH_PRIVATE_KEY" in message
+    assert hint in message
+    for line in pem.strip().splitlines()[1:-1]:
+        assert line[:16] not in message
+    assert value[:40] not in message

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
+import logging
 import os
 import select
 import subprocess
@@ -618,6 +619,26 @@ def test_invalid_limit_is_a_configuration_error(
 def test_unknown_storage_is_a_configuration_error(make_app: MakeApp) -> None:
     with pytest.raises(ConfigurationError, match="RATELIMIT_STORAGE_URI"):
         make_app(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="nope://here")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "nope://svc:hunter2-s3cret@cache.internal:6379",
+        "redis+bogus://:hunter2-s3cret@cache.internal",
+        "svc:hunter2-s3cret@cache.internal",
+    ],
+)
+def test_a_bad_storage_uri_is_never_echoed(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture, uri: str
+) -> None:
+    with (
+        caplog.at_level(logging.DEBUG),
+        pytest.raises(ConfigurationError, match="RATELIMIT_STORAGE_URI") as caught,
+    ):
+        make_app(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=uri)
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in caplog.text
 
 
 def test_ratelimit_enabled_false_turns_the_limits_off(

@@ -621,6 +621,28 @@ def test_invalid_verify_only_settings_stop_the_start(
         example.create_app(config)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://svc:hunter2-s3cret@auth.example.com/jwks",
+        "https://svc:hunter2-s3cret@/jwks.json",
+        "svc:hunter2-s3cret@auth.example.com/jwks.json",
+    ],
+)
+def test_a_bad_jwks_url_is_never_echoed(
+    example: ModuleType, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    """Its credentials stay out of the error and the log."""
+    config = resource_config(url, "ES256")
+    with (
+        caplog.at_level(logging.DEBUG, logger="flask_jwt_authentication"),
+        pytest.raises(ConfigurationError, match="JWT_AUTH_JWKS_URL") as caught,
+    ):
+        example.create_app(config)
+    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in caplog.text
+
+
 def test_plain_http_to_another_host_is_logged(
     example: ModuleType, caplog: pytest.LogCaptureFixture
 ) -> None:
