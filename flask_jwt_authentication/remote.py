@@ -10,8 +10,6 @@ server's database (see ``docs/resource-server.rst``).
 from __future__ import annotations
 
 import dataclasses
-import http.client
-import json
 import logging
 import math
 import threading
@@ -30,6 +28,9 @@ from .errors import ConfigurationError
 from .errors import InvalidToken
 from .errors import TemporarilyUnavailable
 from .extension import _missing_user_loader
+from .jwks_fetch import JWKSError
+from .jwks_fetch import display_url
+from .jwks_fetch import fetch_jwks
 from .keys import _PYJWT_ALGORITHMS
 from .keys import ALGORITHMS
 from .keys import MAX_KID_LENGTH
@@ -39,14 +40,9 @@ from .keys import _check_key_type
 from .passwords import is_active
 
 if t.TYPE_CHECKING:
-    from http.client import HTTPMessage
-
     from .extension import JWTAuthentication
 
 logger = logging.getLogger("flask_jwt_authentication")
-
-#: The largest JWKS document read, in bytes.
-MAX_JWKS_SIZE = 1 << 20
 
 #: The public members of each key type (RFC 7518 §6.2.1, §6.3.1; RFC 8037 §2):
 #: nothing else of a JWK is ever handed to a key parser.
@@ -65,10 +61,6 @@ _CURVES: t.Mapping[str, tuple[str, ...]] = {
     "EdDSA": ("Ed25519", "Ed448"),
 }
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-class JWKSError(Exception):
-    """The JWKS document could not be fetched, or is not a JWK Set."""
 
 
 class UnusableKey(ValueError):
@@ -178,102 +170,6 @@ def parse_jwks(document: object, algorithm: str) -> tuple[Key, ...]:
     return tuple(keys.values())
 
 
-# Fetching the JWKS ------------------------------------------------------------------
-
-
-class _RedirectHandler(urllib.request.HTTPRedirectHandler):
-    """Follows redirects to HTTP(S) only, and never from HTTPS down to HTTP."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: t.IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        allowed = {"https"} if req.type == "https" else {"http", "https"}
-        if scheme not in allowed:
-            raise urllib.error.HTTPError(
-                req.full_url, code, f"redirect to {scheme!r} refused", headers, fp
-            )
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    """An opener for HTTP and HTTPS only (no ``file:``, ``ftp:`` or ``data:``)."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (
-        urllib.request.ProxyHandler(),
-        urllib.request.UnknownHandler(),
-        urllib.request.HTTPHandler(),
-        urllib.request.HTTPSHandler(),
-        urllib.request.HTTPDefaultErrorHandler(),
-        _RedirectHandler(),
-        urllib.request.HTTPErrorProcessor(),
-    ):
-        opener.add_handler(handler)
-    return opener
-
-
-def _read(response: t.IO[bytes], deadline: float) -> bytes:
-    """The response body, within the size cap and the deadline."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := response.read(65536):
-        size += len(chunk)
-        if size > MAX_JWKS_SIZE:
-            raise JWKSError(f"the document is larger than {MAX_JWKS_SIZE} bytes")
-        if time.monotonic() > deadline:
-            raise JWKSError("the response took too long")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def fetch_jwks(
-    url: str, timeout: float, opener: urllib.request.OpenerDirector | None = None
-) -> object:
-    """``GET`` the JWKS document at ``url`` and parse its JSON.
-
-    :param url: an ``http`` or ``https`` URL.
-    :param timeout: seconds the whole fetch may take.
-    :param opener: the urllib opener; by default one for HTTP(S) only.
-    :raises JWKSError: the server cannot be reached, answers an error, too slowly,
-        too much, or not JSON.
-    """
-    deadline = time.monotonic() + timeout
-    # The scheme is checked at start-up (http or https); the opener handles no
-    # other, and _RedirectHandler follows no redirect to another.
-    request = urllib.request.Request(  # noqa: S310
-        url, headers={"Accept": "application/jwk-set+json, application/json"}
-    )
-    try:
-        with (opener or _opener()).open(request, timeout=timeout) as response:
-            body = _read(response, deadline)
-    except urllib.error.HTTPError as e:
-        raise JWKSError(f"HTTP {e.code} {e.reason}") from None
-    except urllib.error.URLError as e:
-        raise JWKSError(str(e.reason)) from None
-    except (OSError, http.client.HTTPException, ValueError) as e:
-        raise JWKSError(f"{type(e).__name__}: {e}") from None
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise JWKSError("the response is not JSON") from None
-
-
-def display_url(url: str) -> str:
-    """``url`` for a log line: without credentials, query or fragment."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 class RemoteKeys:
     """The keys of a JWKS endpoint, fetched when needed and kept in memory.
 
@@ -305,7 +201,6 @@ class RemoteKeys:
         self.cache_ttl = cache_ttl
         self.min_refresh_interval = min_refresh_interval
         self.timeout = timeout
-        self._opener = _opener()
         self._keyset: KeySet | None = None
         self._fetched_at = -math.inf
         self._attempted_at = -math.inf
@@ -338,7 +233,14 @@ class RemoteKeys:
         return max(1, math.ceil(self.min_refresh_interval - since))
 
     def _refresh(self, asked_at: float, *, wait: bool) -> None:
-        if not self._lock.acquire(blocking=wait):
+        # A thread that needs the keys waits for the fetch under way, which
+        # serves it too, but never longer than one fetch may take.
+        acquired = (
+            self._lock.acquire(timeout=self.timeout + 1)
+            if wait
+            else self._lock.acquire(blocking=False)
+        )
+        if not acquired:
             return  # another thread is fetching; go on with the cached keys
         try:
             if self._attempted_at >= asked_at:
@@ -354,7 +256,7 @@ class RemoteKeys:
     def _fetch(self, started: float) -> None:
         url = display_url(self.url)
         try:
-            document = fetch_jwks(self.url, self.timeout, self._opener)
+            document = fetch_jwks(self.url, self.timeout)
             keys = parse_jwks(document, self.algorithm)
         except JWKSError as e:
             held = len(self._keyset.by_kid) if self._keyset is not None else 0

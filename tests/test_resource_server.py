@@ -53,16 +53,16 @@ from flask_jwt_authentication import tokens
 from flask_jwt_authentication.errors import ConfigurationError
 from flask_jwt_authentication.errors import TemporarilyUnavailable
 from flask_jwt_authentication.extension import get_state
+from flask_jwt_authentication.jwks_fetch import MAX_JWKS_SIZE
+from flask_jwt_authentication.jwks_fetch import JWKSError
+from flask_jwt_authentication.jwks_fetch import display_url
+from flask_jwt_authentication.jwks_fetch import fetch_jwks
 from flask_jwt_authentication.keys import KeySet
 from flask_jwt_authentication.keys import asymmetric_key
 from flask_jwt_authentication.keys import b64url
 from flask_jwt_authentication.keys import has_roca_fingerprint
-from flask_jwt_authentication.remote import MAX_JWKS_SIZE
-from flask_jwt_authentication.remote import JWKSError
 from flask_jwt_authentication.remote import RemoteKeys
 from flask_jwt_authentication.remote import UnusableKey
-from flask_jwt_authentication.remote import display_url
-from flask_jwt_authentication.remote import fetch_jwks
 from flask_jwt_authentication.remote import parse_jwks
 from flask_jwt_authentication.remote import public_key_from_jwk
 
@@ -524,6 +524,102 @@ def test_a_hanging_auth_server_costs_one_timeout(
         assert second.status == 503
         assert time.monotonic() - started < 0.9
         assert 25 <= int(second.headers["Retry-After"]) <= 30
+
+
+class _Trickler:
+    """A JWKS server that answers one byte every quarter second: headers, then a
+    body of 216 bytes (54 s in all)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket) -> None:
+        body = json.dumps({"keys": [{"kty": "EC", "pad": "x" * 170}]}).encode()
+        answer = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        with conn:
+            conn.recv(65536)
+            for byte in answer:
+                if self.stop.wait(0.25):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.mark.slow
+def test_a_trickling_auth_server_costs_one_deadline(
+    start: t.Any, example: ModuleType
+) -> None:
+    """A JWKS server that sends a byte every 0.25 s: the fetch ends at the
+    deadline (JWT_AUTH_JWKS_TIMEOUT=2), not when the last byte arrives, and four
+    concurrent first requests share that one fetch."""
+    trickler = _Trickler()
+    try:
+        config = resource_config(
+            f"http://127.0.0.1:{trickler.port}{JWKS}",
+            "ES256",
+            JWT_AUTH_JWKS_TIMEOUT=2,
+            JWT_AUTH_JWKS_MIN_REFRESH_INTERVAL=30,
+        )
+        resource = start(example.create_app(config))
+        token = forged("ES256", "some-kid")
+        answers: list[tuple[int, float]] = []
+
+        def first_request() -> None:
+            started = time.monotonic()
+            status = call(resource.port, "/api/me", token).status
+            answers.append((status, time.monotonic() - started))
+
+        threads = [threading.Thread(target=first_request) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert [status for status, _ in answers] == [503] * 4
+        slowest = max(took for _, took in answers)
+        print(f"\n[jwks deadline] 4 first requests answered within {slowest:.2f} s")
+        assert slowest < 2 + 2.0, answers
+        assert trickler.connections == 1
+    finally:
+        trickler.close()
+
+
+def test_fetch_jwks_has_one_total_deadline() -> None:
+    trickler = _Trickler()
+    try:
+        started = time.monotonic()
+        with pytest.raises(JWKSError, match="within 1 s"):
+            fetch_jwks(f"http://127.0.0.1:{trickler.port}/jwks.json", 1)
+        assert time.monotonic() - started < 2.0
+    finally:
+        trickler.close()
 
 
 @pytest.mark.slow
