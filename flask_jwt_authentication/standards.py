@@ -21,7 +21,6 @@ from .decorators import _send_decoded
 from .errors import InvalidClient
 from .errors import InvalidRequest
 from .errors import InvalidToken
-from .errors import PayloadTooLarge
 from .errors import UnsupportedTokenType
 from .extension import AppState
 from .extension import get_state
@@ -32,6 +31,7 @@ from .views import _client_address
 from .views import _no_store
 from .views import _read_json_object
 from .views import _string_field
+from .views import read_body
 
 if t.TYPE_CHECKING:
     from .config import Settings
@@ -48,12 +48,7 @@ def _read_params() -> dict[str, t.Any]:
     object, within the body size cap."""
     if request.mimetype != _FORM:
         return _read_json_object()
-    cap = get_state().settings.max_body_size
-    if request.content_length is not None and request.content_length > cap:
-        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
-    data = request.stream.read(cap + 1)
-    if len(data) > cap:
-        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
+    data = read_body(get_state().settings.max_body_size)
     try:
         pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
     except (UnicodeDecodeError, ValueError):

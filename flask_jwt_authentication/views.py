@@ -14,6 +14,7 @@ from flask import jsonify
 from flask import request
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import Rule
 
@@ -61,17 +62,7 @@ def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
     The body is parsed whatever its ``Content-Type``, so ``curl -d`` works, but it
     must be UTF-8 JSON (RFC 8259) holding an object.
     """
-    cap = get_state().settings.max_body_size
-    length = request.content_length
-    if length is not None and length > cap:
-        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
-    if length is not None:
-        # Cached, so a body an application hook read first is still seen here.
-        data = request.get_data(cache=True)
-    else:
-        data = request.stream.read(cap + 1)
-    if len(data) > cap:
-        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
+    data = read_body(get_state().settings.max_body_size)
     if not data.strip():
         if required:
             raise InvalidRequest("The request body must be a JSON object.")
@@ -83,6 +74,35 @@ def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
     if not isinstance(value, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return value
+
+
+def read_body(cap: int) -> bytes:
+    """The request body, at most ``cap`` bytes.
+
+    :raises PayloadTooLarge: it is longer.
+    :raises InvalidRequest: it cannot be read (a malformed chunked encoding,
+        which each WSGI server reports with an exception of its own).
+    """
+    length = request.content_length
+    if length is not None and length > cap:
+        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
+    try:
+        if length is not None:
+            # Cached, so a body an application hook read first is still seen.
+            data = request.get_data(cache=True)
+        else:
+            data = request.stream.read(cap + 1)
+    except HTTPException:
+        raise  # Werkzeug's own answers (413 for MAX_CONTENT_LENGTH, say)
+    except Exception:
+        # Werkzeug raises OSError or ValueError, gunicorn a ParseException of
+        # its own (InvalidChunkSize): the client sent a body that cannot be read.
+        raise InvalidRequest(
+            "The request body cannot be read: its transfer encoding is malformed."
+        ) from None
+    if len(data) > cap:
+        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
+    return data
 
 
 def _reject_constant(name: str) -> t.NoReturn:

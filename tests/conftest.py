@@ -13,6 +13,7 @@ import http.client
 import importlib.util
 import json
 import os
+import socket
 import sys
 import threading
 import types
@@ -519,3 +520,42 @@ def _responses_match_the_openapi_document() -> t.Iterator[None]:
             "Responses the OpenAPI document does not allow:\n" + "\n".join(violations),
             pytrace=False,
         )
+
+
+def raw_http(port: int, request: bytes, timeout: float = 15) -> tuple[int, t.Any]:
+    """Send ``request`` as is (for bodies no HTTP client library would send);
+    the status and the JSON body (the text if it is not JSON)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        body = _dechunk(body)
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, body.decode("utf-8", "replace")
+
+
+def _dechunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, body = out + body[:size], body[size + 2 :]
+    return out
+
+
+#: A request whose chunked body has a chunk size that is not hexadecimal.
+def malformed_chunked(path: str, content_type: str = "application/json") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}"
+        "\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n"
+        '{"a": 1}\r\n0\r\n\r\n'
+    ).encode()

@@ -29,6 +29,8 @@ from conftest import bearer
 from conftest import build_app
 from conftest import key_config
 from conftest import login
+from conftest import malformed_chunked
+from conftest import raw_http
 from conftest import tokens_for
 from flask import Flask
 
@@ -1202,3 +1204,38 @@ def test_options_lists_only_the_methods_that_work(
     r = client.options(path)
     assert r.status_code == 200
     assert {m.strip() for m in r.headers["Allow"].split(",")} == allow
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        (f"{PREFIX}/tokens", "application/json"),
+        (f"{PREFIX}/refresh", "application/json"),
+        (f"{PREFIX}/revoke", "application/x-www-form-urlencoded"),
+        (f"{PREFIX}/introspect", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_malformed_chunked_body_is_a_400_over_http(
+    make_app: t.Callable[..., AppEnv],
+    serve: t.Callable[[AppEnv], int],
+    path: str,
+    content_type: str,
+) -> None:
+    """A chunk size that is not hexadecimal, on a real Werkzeug server: a JSON
+    400, not a 500, and nothing written."""
+    env = make_app(JWT_AUTH_INTROSPECTION_CLIENTS={"rs": "s" * 32})
+    env.create_user("alice")
+    port = serve(env)
+    before = env.row_counts()
+    request = malformed_chunked(path, content_type)
+    if path.endswith("/introspect"):
+        request = request.replace(
+            b"Connection: close",
+            b"Connection: close\r\nAuthorization: Basic "
+            + base64.b64encode(b"rs:" + b"s" * 32),
+        )
+    status, body = raw_http(port, request)
+    assert status == 400, body
+    assert body["error"] == "invalid_request"
+    assert "transfer encoding" in body["error_description"]
+    assert env.row_counts() == before

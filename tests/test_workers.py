@@ -47,6 +47,8 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from conftest import PREFIX
+from conftest import malformed_chunked
+from conftest import raw_http
 from conftest import require_backend
 from cryptography.fernet import Fernet
 from werkzeug.security import generate_password_hash
@@ -733,3 +735,12 @@ def test_a_settings_change_reaches_every_worker(server: Server) -> None:
     finally:
         server.flask("jwt", "settings", "unset", "access_token_ttl")
     server.assert_workers_unchanged()
+
+
+@pytest.mark.slow
+def test_a_malformed_chunked_body_is_a_400_under_gunicorn(server: Server) -> None:
+    """gunicorn reports a chunk size that is not hexadecimal as an error of its
+    own while the body is read: a JSON 400, not a 500."""
+    status, body = raw_http(server.port, malformed_chunked(f"{PREFIX}/tokens"))
+    assert status == 400, body
+    assert body["error"] == "invalid_request"
