@@ -19,6 +19,7 @@ from .errors import ConfigurationError
 #: secret key falls back to ``SECRET_KEY``, the issuer and the realm to the app's name.
 DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_ACCESS_TOKEN_TTL": 900,
+    "JWT_AUTH_ADMIN_COOKIE_SECURE": True,
     "JWT_AUTH_ADMIN_SESSION_TTL": 3600,
     "JWT_AUTH_ALGORITHM": "HS256",
     "JWT_AUTH_AUDIENCE": None,

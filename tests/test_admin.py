@@ -59,7 +59,13 @@ JTIS = [f"jti-{i:03d}" for i in range(60)]
 def make_admin_app(make_app: t.Callable[..., AppEnv], **config: t.Any) -> AppEnv:
     """An app with the admin mounted: ``root`` administers, ``alice`` does not
     (administrators have the role ``admin``)."""
-    settings = {"JWT_AUTH_KEY_ENCRYPTION_KEY": KEK, "RATELIMIT_ENABLED": True}
+    settings = {
+        "JWT_AUTH_KEY_ENCRYPTION_KEY": KEK,
+        "RATELIMIT_ENABLED": True,
+        # The test client speaks plain HTTP to http://localhost and, unlike a
+        # browser, keeps no Secure cookie there.
+        "JWT_AUTH_ADMIN_COOKIE_SECURE": False,
+    }
     env = make_app(**(settings | config))
 
     @env.jwt.permission_checker
@@ -261,7 +267,37 @@ def test_sign_in_sets_a_protected_cookie_and_follows_next(admin_env):
     assert session["user_id"] == "1"
 
 
-def test_the_cookie_is_secure_over_https(admin_env):
+def test_the_cookie_is_secure_by_default_even_behind_a_tls_proxy(make_app):
+    """Behind a proxy that ends TLS (and no ProxyFix) the request looks like
+    plain HTTP: the cookie is Secure all the same."""
+    env = make_admin_app(make_app, JWT_AUTH_ADMIN_COOKIE_SECURE=True)
+    del env.app.config["JWT_AUTH_ADMIN_COOKIE_SECURE"]  # the default
+    client = env.app.test_client()
+    page = client.get(SIGN_IN)
+    response = client.post(
+        SIGN_IN,
+        data={
+            "csrf_token": csrf_token(page.text),
+            "username": "root",
+            "password": PASSWORD,
+        },
+    )
+    assert response.status_code == 303
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith(COOKIE_NAME)
+    )
+    assert "Secure" in cookie
+    assert "HttpOnly" in cookie
+
+
+@pytest.mark.parametrize("value", ["maybe", 2.5, [True]])
+def test_an_invalid_cookie_secure_setting_stops_the_start(make_app, value):
+    with pytest.raises(ConfigurationError, match="JWT_AUTH_ADMIN_COOKIE_SECURE"):
+        make_admin_app(make_app, JWT_AUTH_ADMIN_COOKIE_SECURE=value)
+
+
+def test_the_cookie_is_secure_over_https(make_app):
+    admin_env = make_admin_app(make_app, JWT_AUTH_ADMIN_COOKIE_SECURE=True)
     client = admin_env.app.test_client()
     page = client.get(SIGN_IN, base_url="https://localhost")
     response = client.post(

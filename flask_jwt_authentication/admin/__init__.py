@@ -58,7 +58,8 @@ def init_admin(
     :raises RuntimeError: the extension is not initialised on ``app`` or only
         verifies tokens there (``JWT_AUTH_JWKS_URL``), ``app`` has no
         ``SECRET_KEY``, or ``admin`` belongs to another application.
-    :raises ConfigurationError: ``JWT_AUTH_ADMIN_SESSION_TTL`` is invalid.
+    :raises ConfigurationError: ``JWT_AUTH_ADMIN_SESSION_TTL`` or
+        ``JWT_AUTH_ADMIN_COOKIE_SECURE`` is invalid.
 
     .. versionadded:: 0.1
     """
@@ -71,6 +72,7 @@ def init_admin(
     if admin is not None and admin.app is not None and admin.app is not app:
         raise RuntimeError("This Admin belongs to another application.")
     lifetime = config._whole(app.config, "JWT_AUTH_ADMIN_SESSION_TTL", minimum=60)
+    config._flag(app.config, "JWT_AUTH_ADMIN_COOKIE_SECURE")  # named at start-up
     _register_templates(app)
     prefix, category = "", None
     if admin is None:

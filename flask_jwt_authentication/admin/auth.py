@@ -24,6 +24,7 @@ from flask import request
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeSerializer
 
+from .. import config
 from ..extension import ADMINISTER_PERMISSION
 from ..extension import get_state
 from ..passwords import is_active
@@ -161,12 +162,14 @@ def set_admin_cookie(
     ``None``.
 
     HttpOnly (no script reads it), SameSite=Lax (no cross-site form post carries
-    it; the CSRF tokens are the second line), Secure when the request came over
-    HTTPS, and sent only to the admin's own pages.
+    it; the CSRF tokens are the second line), sent only to the admin's own pages,
+    and Secure unless ``JWT_AUTH_ADMIN_COOKIE_SECURE`` is false: behind a proxy
+    that ends TLS the request itself looks like plain HTTP, so it is no guide.
+    Browsers keep Secure cookies of ``http://localhost`` too.
     """
     options: dict[str, t.Any] = {
         "path": path,
-        "secure": request.is_secure,
+        "secure": config._flag(current_app.config, "JWT_AUTH_ADMIN_COOKIE_SECURE"),
         "httponly": True,
         "samesite": "Lax",
     }
