@@ -307,7 +307,9 @@ class VerifyOnlyState:
         # Only a token that could verify may make us fetch for its kid.
         fits = header.get("alg") == self.settings.algorithm
         kid = header.get("kid") if fits else None
-        return tokens.decode(token, self.settings, self.keys.keyset(kid))
+        return tokens.decode(
+            token, self.settings, self.keys.keyset(kid), canonical=False
+        )
 
     def load_user(self, identity: t.Any) -> t.Any:
         """The user loader's result for ``identity``; ``None`` without a loader.

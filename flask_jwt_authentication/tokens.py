@@ -42,6 +42,43 @@ _MAX_ID_LENGTH = 255
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 
+#: The order of each ECDSA algorithm's curve (SEC 2, §2.4.2, §2.5.1, §2.6.1). Of
+#: the two valid signatures (r, s) and (r, n - s) only the one with s <= n / 2 is
+#: made and accepted, so each token has one spelling.
+_EC_ORDERS: t.Mapping[str, int] = {
+    "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    "ES384": int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+    "ES512": int(
+        "01" + "F" * 65 + "A"
+        "51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        16,
+    ),
+}
+
+
+def low_s(algorithm: str, signature: bytes) -> bytes:
+    """An ECDSA signature (``r || s``, RFC 7518 §3.4) in its low-S form; any
+    other signature as it is."""
+    order = _EC_ORDERS.get(algorithm)
+    if order is None or len(signature) % 2:
+        return signature
+    size = len(signature) // 2
+    s = int.from_bytes(signature[size:], "big")
+    if s <= order // 2:
+        return signature
+    return signature[:size] + (order - s).to_bytes(size, "big")
+
+
+def _is_high_s(algorithm: str, signature: bytes) -> bool:
+    order = _EC_ORDERS.get(algorithm)
+    if order is None or len(signature) % 2:
+        return False
+    return int.from_bytes(signature[len(signature) // 2 :], "big") > order // 2
+
 
 def new_jti() -> str:
     """A fresh token id: 128 random bits."""
@@ -101,7 +138,7 @@ def encode(
     header = {"alg": key.algorithm, "kid": key.kid, "typ": typ}
     signing_input = b64url(_json(header)) + "." + b64url(_json(dict(claims)))
     signature = key.jws_algorithm.sign(signing_input.encode("ascii"), key.signing_key)
-    return signing_input + "." + b64url(signature)
+    return signing_input + "." + b64url(low_s(key.algorithm, signature))
 
 
 def _b64decode(segment: str) -> bytes:
@@ -169,12 +206,17 @@ def unverified_header(token: object) -> dict[str, t.Any]:
 
 
 def verify_signature(
-    token: object, keyset: KeySet, algorithm: str
+    token: object, keyset: KeySet, algorithm: str, *, canonical: bool = True
 ) -> tuple[dict[str, t.Any], bytes]:
     """Parse a compact JWS and verify its signature.
 
     The algorithm comes from ``algorithm`` (the configuration), never from the token
     (RFC 8725 §3.1); the key is chosen by ``kid`` among the key set's keys.
+
+    :param canonical: refuse an ECDSA signature whose ``s`` is the high one of
+        the pair (see :func:`low_s`): tokens signed here never have it. A
+        resource server verifying another issuer's tokens accepts both, since
+        most signers do not normalise.
 
     :returns: the protected header and the payload bytes.
     :raises InvalidToken: the token is malformed, uses another algorithm, names an
@@ -195,6 +237,8 @@ def verify_signature(
     keys = keyset.candidates(header.get("kid"))
     if not keys:
         raise InvalidToken("The token is signed with an unknown key.")
+    if canonical and _is_high_s(algorithm, signature):
+        raise InvalidToken("The token signature is not in its canonical form.")
     signing_input = (header_segment + "." + payload_segment).encode("ascii")
     for key in keys:
         if key.algorithm == algorithm and key.jws_algorithm.verify(
@@ -287,6 +331,7 @@ def decode(
     keyset: KeySet,
     *,
     now: float | None = None,
+    canonical: bool = True,
 ) -> dict[str, t.Any]:
     """Verify an access token and return its claims.
 
@@ -297,9 +342,12 @@ def decode(
     :param settings: the application's settings.
     :param keyset: the keys that may verify.
     :param now: the current time, seconds since the epoch; defaults to the clock.
+    :param canonical: see :func:`verify_signature`.
     :raises InvalidToken: the token is not a valid access token.
     """
-    header, payload = verify_signature(token, keyset, settings.algorithm)
+    header, payload = verify_signature(
+        token, keyset, settings.algorithm, canonical=canonical
+    )
     claims = _json_object(payload, "payload")
     check_claims(header, claims, settings, now=now)
     return claims

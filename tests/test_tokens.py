@@ -196,7 +196,9 @@ def test_tokens_signed_by_pyjwt_are_accepted(algorithm: str) -> None:
         algorithm=algorithm,
         headers={"kid": key.kid, "typ": "at+jwt"},
     )
-    assert tokens.decode(token, settings, keyset, now=NOW) == claims
+    # As a verify-only resource server reads another issuer's tokens: PyJWT does
+    # not normalise ECDSA signatures (test_ecdsa_tokens_have_one_spelling).
+    assert tokens.decode(token, settings, keyset, now=NOW, canonical=False) == claims
 
 
 # --- Signature ----------------------------------------------------------------
@@ -217,8 +219,30 @@ def test_tampered_signature_is_refused(algorithm: str) -> None:
     token = tokens.encode(claims_for(settings), keyset.current)
     head, _, signature = token.rpartition(".")
     raw = bytearray(unb64(signature))
-    raw[len(raw) // 2] ^= 0x01
+    raw[len(raw) // 2 + 1] ^= 0x01
     refused(f"{head}.{b64(bytes(raw))}", settings, keyset, "signature is invalid")
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "ES384", "ES512"])
+def test_ecdsa_tokens_have_one_spelling(algorithm: str) -> None:
+    """Every token signed here has the low-S signature; its high-S twin
+    (r, n - s), equally valid for ECDSA, is refused by the issuing application
+    and accepted by a verify-only resource server."""
+    settings, keyset = load(algorithm)
+    order = tokens._EC_ORDERS[algorithm]
+    for _ in range(24):  # a signer that does not normalise: high-S half the time
+        token = tokens.encode(claims_for(settings), keyset.current)
+        head, _, signature = token.rpartition(".")
+        raw = unb64(signature)
+        size = len(raw) // 2
+        s = int.from_bytes(raw[size:], "big")
+        assert s <= order // 2
+        twin = f"{head}.{b64(raw[:size] + (order - s).to_bytes(size, 'big'))}"
+        refused(twin, settings, keyset, "canonical form")
+        claims = tokens.decode(token, settings, keyset, now=NOW)
+        assert tokens.decode(twin, settings, keyset, now=NOW, canonical=False) == (
+            claims
+        )
 
 
 @pytest.mark.parametrize("algorithm", ALL_ALGORITHMS)
@@ -975,6 +999,16 @@ WYCHEPROOF_DEFECTIVE = {
 WYCHEPROOF_DEVIATIONS: dict[int, tuple[str, str]] = {
     **{
         tc: (
+            "high-S ECDSA signature: of the two valid signatures (r, s) and"
+            " (r, n - s) the issuing application makes and accepts the low-S one"
+            " only, so each token has one spelling; verify-only resource servers"
+            " accept both",
+            "canonical form",
+        )
+        for tc in (18, 347, 351)
+    },
+    **{
+        tc: (
             "empty payload: an access token's payload is a JSON object, so an empty"
             " payload segment is refused as malformed (RFC 7515 allows it)",
             "malformed",
@@ -1056,6 +1090,8 @@ def test_wycheproof_jws_signature(
         assert case["result"] == "valid"
         with pytest.raises(InvalidToken, match=description):
             tokens.verify_signature(case["jws"], keyset, algorithm)
+        if description == "canonical form":
+            tokens.verify_signature(case["jws"], keyset, algorithm, canonical=False)
     elif case["result"] == "valid":
         header, payload = tokens.verify_signature(case["jws"], keyset, algorithm)
         assert header["alg"] == algorithm

@@ -1239,3 +1239,27 @@ def test_a_malformed_chunked_body_is_a_400_over_http(
     assert body["error"] == "invalid_request"
     assert "transfer encoding" in body["error_description"]
     assert env.row_counts() == before
+
+
+def test_a_high_s_twin_of_an_es256_token_is_refused(
+    make_app: t.Callable[..., AppEnv],
+) -> None:
+    """ECDSA accepts (r, s) and (r, n - s) alike; the extension signs the low-S
+    one and refuses the other, so a token has one spelling (and one string to
+    revoke or log)."""
+    env = make_app(**key_config("ES256"))
+    env.create_user("alice")
+    client = env.app.test_client()
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    for _ in range(8):
+        token = tokens_for(client, "alice")["access_token"]
+        head, _, signature = token.rpartition(".")
+        raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+        s = int.from_bytes(raw[32:], "big")
+        assert s <= order // 2
+        twin_raw = raw[:32] + (order - s).to_bytes(32, "big")
+        twin = head + "." + base64.urlsafe_b64encode(twin_raw).rstrip(b"=").decode()
+        response = client.get("/api/me", headers=bearer(twin))
+        assert response.status_code == 401
+        assert "canonical form" in response.get_json()["error_description"]
+        assert client.get("/api/me", headers=bearer(token)).status_code == 200
