@@ -29,13 +29,13 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from werkzeug.security import generate_password_hash
 
+from flask_jwt_authentication import ADMINISTER_PERMISSION
 from flask_jwt_authentication import JWTAuthentication
 from flask_jwt_authentication import current_user
+from flask_jwt_authentication import default_permission_checker
 from flask_jwt_authentication import get_jwt
 from flask_jwt_authentication import jwt_required
 from flask_jwt_authentication.admin import init_admin
-from flask_jwt_authentication.extension import ADMINISTER_PERMISSION
-from flask_jwt_authentication.extension import default_permission_checker
 
 
 class Base(DeclarativeBase):

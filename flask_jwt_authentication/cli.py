@@ -16,14 +16,14 @@ from .diagnostics import CREATE_TABLES_HINT
 from .errors import ConfigurationError
 from .errors import ServerMisconfigured
 from .errors import TemporarilyUnavailable
-from .extension import EXTENSION_KEY
-from .extension import AppState
 from .keys import ALGORITHMS
 from .keystore import NEXT
 from .keystore import RETIRED
 from .keystore import RETIRING
 from .keystore import KeyStore
 from .overrides import EDITABLE
+from .state import EXTENSION_KEY
+from .state import AppState
 from .store import Store
 
 jwt_cli = AppGroup("jwt", help="Manage JWT authentication: tokens, sessions, keys.")

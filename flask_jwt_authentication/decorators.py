@@ -21,11 +21,11 @@ from .errors import InsufficientUserAuthentication
 from .errors import InvalidToken
 from .errors import MissingToken
 from .errors import TokenRejected
-from .extension import EXTENSION_KEY
-from .extension import AppState
-from .extension import get_state
 from .passwords import is_active
-from .remote import VerifyOnlyState
+from .state import EXTENSION_KEY
+from .state import AppState
+from .state import VerifyOnlyState
+from .state import get_state
 
 logger = logging.getLogger("flask_jwt_authentication")
 
@@ -110,7 +110,7 @@ def authenticate(
                 raise InvalidToken(reason)
             _send_decoded(claims, token)
             with store.unavailable_on_error():
-                user = state.extension._user_loader(claims["uid"])
+                user = state.extension.load_user(claims["uid"])
             if user is None or not is_active(user):
                 raise InvalidToken("The token's user is unknown or disabled.")
             setattr(g, _G_KEY, Authentication(claims, user, token))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -24,33 +23,30 @@ from .keystore import KeyStore
 from .keystore import key_encryption
 from .limits import FloodControl
 from .limits import normalize_username
-from .models import Tables
 from .models import build_tables
 from .notbefore import set_not_before
 from .overrides import SettingsStore
 from .passwords import DummyHash
 from .passwords import NeedsRehash
+from .passwords import Outcome
 from .passwords import PasswordHasher
 from .passwords import PasswordVerifier
+from .passwords import check_credentials
 from .passwords import werkzeug_method
 from .passwords import werkzeug_needs_rehash
 from .passwords import werkzeug_verifier
+from .state import ACCESS_PERMISSION
+from .state import EXTENSION_KEY
+from .state import USE_PERMISSION
+from .state import AppState
+from .state import get_state
 from .store import SessionInfo
 from .store import Store
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-EXTENSION_KEY = "jwt_authentication"
-
 logger = logging.getLogger("flask_jwt_authentication")
-
-#: Obtain and refresh tokens. Default: everyone.
-ACCESS_PERMISSION = "access jwt authentication"
-#: Log out. Default: every authenticated user.
-USE_PERMISSION = "use jwt authentication"
-#: Settings, keys and sessions. Default: nobody.
-ADMINISTER_PERMISSION = "administer jwt authentication"
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -135,32 +131,6 @@ def default_permission_checker(user: t.Any, permission: str) -> bool:
     if permission == USE_PERMISSION:
         return user is not None
     return False
-
-
-@dataclasses.dataclass
-class AppState:
-    """Everything the extension keeps for one application, under
-    ``app.extensions["jwt_authentication"]``."""
-
-    extension: JWTAuthentication
-    db: SQLAlchemy
-    keys: KeyRing
-    tables: Tables
-    store: Store
-    flood: FloodControl
-    #: The settings edited at run time, over the configuration.
-    overrides: SettingsStore
-
-    @property
-    def settings(self) -> config.Settings:
-        """The settings in force: the configuration and the stored overrides
-        (reloaded from the database when stale)."""
-        return self.overrides.settings()
-
-    @property
-    def keyset(self) -> KeySet:
-        """The key set in force (reloaded from the database when stale)."""
-        return self.keys.keyset()
 
 
 class JWTAuthentication:
@@ -447,6 +417,14 @@ class JWTAuthentication:
             raise TypeError("The user identity must be a string or an integer.")
         return identity
 
+    @property
+    def has_user_loader(self) -> bool:
+        """Whether a :meth:`user_loader` callback is registered.
+
+        .. versionadded:: 0.1.0
+        """
+        return self._user_loader is not _missing_user_loader
+
     def load_user(self, identity: t.Any) -> t.Any:
         """The user of ``identity`` (a token's ``uid``), through the
         :meth:`user_loader` callback; ``None`` for no such user.
@@ -455,9 +433,63 @@ class JWTAuthentication:
         """
         return self._user_loader(identity)
 
-    def _user_key(self, user: t.Any) -> str:
-        """The identity as stored with a session: JSON, so 7 and "7" stay distinct."""
+    def identity_key(self, user: t.Any) -> str:
+        """``user``'s identity as sessions store it: JSON, so 7 and "7" stay
+        distinct.
+
+        .. versionadded:: 0.1.0
+        """
         return json.dumps(self.identity_of(user))
+
+    def find_user(self, username: str) -> t.Any:
+        """The :meth:`user_lookup` callback's user for an already normalised
+        ``username`` (see :meth:`normalize_username`), or ``None``.
+
+        .. versionadded:: 0.1.0
+        """
+        return self._user_lookup(username)
+
+    def normalize_username(self, username: str) -> str:
+        """``username`` in the form the user lookup and the flood counters see
+        (the :meth:`username_normalizer` callback).
+
+        .. versionadded:: 0.1.0
+        """
+        return self._username_normalizer(username)
+
+    def roles_of(self, user: t.Any) -> t.Iterable[str] | None:
+        """``user``'s roles from the :meth:`roles_loader` callback, for the
+        roles claim.
+
+        .. versionadded:: 0.1.0
+        """
+        return self._roles_loader(user)
+
+    def check_password(self, user: t.Any, password: str, *, attribute: str) -> Outcome:
+        """Check ``password`` against ``user``'s stored hash the way a log-in
+        does: one hash verification whatever the outcome (the dummy hash for a
+        missing user or hash), padded to the current parameters' cost.
+
+        .. versionadded:: 0.1.0
+        """
+        return check_credentials(
+            user,
+            password,
+            attribute=attribute,
+            verify=self._password_verifier,
+            dummy=self._dummy_hash,
+            needs_rehash=self._needs_rehash,
+        )
+
+    def hash_password(self, password: str) -> str | None:
+        """``password`` hashed with the current method and parameters, or
+        ``None`` without a hasher (see :meth:`password_verifier`).
+
+        .. versionadded:: 0.1.0
+        """
+        return (
+            None if self._password_hasher is None else self._password_hasher(password)
+        )
 
     def sessions(self, user: t.Any) -> list[SessionInfo]:
         """The live login sessions of ``user``, most recently used first.
@@ -467,7 +499,7 @@ class JWTAuthentication:
         """
         store = get_state().store
         with store.unavailable_on_error():
-            return store.user_sessions(self._user_key(user), now=int(time.time()))
+            return store.user_sessions(self.identity_key(user), now=int(time.time()))
 
     def revoke_session(
         self, session_id: str | uuid.UUID, *, user: t.Any = None
@@ -480,7 +512,7 @@ class JWTAuthentication:
         :returns: whether a live session was ended.
         """
         store = get_state().store
-        key = None if user is None else self._user_key(user)
+        key = None if user is None else self.identity_key(user)
         with store.unavailable_on_error():
             done = store.revoke_session(
                 uuid.UUID(str(session_id)),
@@ -501,7 +533,7 @@ class JWTAuthentication:
         store = get_state().store
         with store.unavailable_on_error():
             count = store.revoke_user_sessions(
-                self._user_key(user), now=int(time.time()), reason="revoked"
+                self.identity_key(user), now=int(time.time()), reason="revoked"
             )
             store.commit()
         return count
@@ -522,7 +554,7 @@ class JWTAuthentication:
         .. versionadded:: 0.1.0
         """
         store = get_state().store
-        key = self._user_key(user)
+        key = self.identity_key(user)
         now = int(time.time())
         with store.unavailable_on_error():
             set_not_before(store, key, now)
@@ -568,25 +600,3 @@ def _has_key_setting(app_config: t.Mapping[str, t.Any]) -> bool:
             "JWT_AUTH_PUBLIC_KEY",
         )
     )
-
-
-def get_state(app: Flask | None = None) -> AppState:
-    """The extension's state for ``app`` (default: the current app).
-
-    :raises RuntimeError: the extension is not initialised on the app, or the app
-        is in verify-only mode.
-    """
-    app = app or current_app
-    try:
-        state = app.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError(
-            "JWTAuthentication is not initialised on this application: call"
-            " jwt.init_app(app, db=db)."
-        ) from None
-    if not isinstance(state, AppState):
-        raise RuntimeError(
-            "This application only verifies tokens (JWT_AUTH_JWKS_URL is set): it"
-            " has no database, sessions or keys of its own."
-        )
-    return state

@@ -26,7 +26,7 @@ from flask import request
 from .config import DEFAULTS
 from .config import Settings
 from .config import load_settings
-from .extension import get_state
+from .state import get_state
 
 #: The prefix the shipped document is written with.
 DEFAULT_PREFIX: str = DEFAULTS["JWT_AUTH_URL_PREFIX"]

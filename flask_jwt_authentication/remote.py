@@ -9,7 +9,6 @@ server's database (see ``docs/resource-server.rst``).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -23,11 +22,8 @@ from flask import Flask
 from jwt.exceptions import PyJWTError
 
 from . import config
-from . import tokens
 from .errors import ConfigurationError
-from .errors import InvalidToken
 from .errors import TemporarilyUnavailable
-from .extension import _missing_user_loader
 from .jwks_fetch import JWKSError
 from .jwks_fetch import display_url
 from .jwks_fetch import fetch_jwks
@@ -37,7 +33,7 @@ from .keys import MAX_KID_LENGTH
 from .keys import Key
 from .keys import KeySet
 from .keys import _check_key_type
-from .passwords import is_active
+from .state import VerifyOnlyState
 
 if t.TYPE_CHECKING:
     from .extension import JWTAuthentication
@@ -280,49 +276,6 @@ def _unknown(keyset: KeySet, kid: object) -> bool:
         and 0 < len(kid) <= MAX_KID_LENGTH
         and kid not in keyset.by_kid
     )
-
-
-# The application's state -------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class VerifyOnlyState:
-    """What the extension keeps for an application in verify-only mode, under
-    ``app.extensions["jwt_authentication"]``: settings and the remote keys, no
-    database."""
-
-    extension: JWTAuthentication
-    settings: config.Settings
-    keys: RemoteKeys
-
-    def decode(self, token: str) -> dict[str, t.Any]:
-        """Verify an access token with the JWKS keys and return its claims.
-
-        The same checks as :func:`.tokens.decode`; revocation is not checked.
-
-        :raises InvalidToken: the token is not a valid access token.
-        :raises TemporarilyUnavailable: no key could be fetched yet.
-        """
-        header = tokens.unverified_header(token)
-        # Only a token that could verify may make us fetch for its kid.
-        fits = header.get("alg") == self.settings.algorithm
-        kid = header.get("kid") if fits else None
-        return tokens.decode(
-            token, self.settings, self.keys.keyset(kid), canonical=False
-        )
-
-    def load_user(self, identity: t.Any) -> t.Any:
-        """The user loader's result for ``identity``; ``None`` without a loader.
-
-        :raises InvalidToken: the loader found no user, or a disabled one.
-        """
-        loader = self.extension._user_loader
-        if loader is _missing_user_loader:
-            return None
-        user = loader(identity)
-        if user is None or not is_active(user):
-            raise InvalidToken("The token's user is unknown or disabled.")
-        return user
 
 
 def _jwks_url(app_config: t.Mapping[str, t.Any]) -> str:

@@ -22,11 +22,11 @@ from .errors import InvalidClient
 from .errors import InvalidRequest
 from .errors import InvalidToken
 from .errors import UnsupportedTokenType
-from .extension import AppState
-from .extension import get_state
 from .introspection import IntrospectionClients
 from .introspection import load_clients
 from .passwords import is_active
+from .state import AppState
+from .state import get_state
 from .views import _client_address
 from .views import _no_store
 from .views import _read_json_object
@@ -83,7 +83,7 @@ def _verified_access_token(state: AppState, token: str) -> dict[str, t.Any] | No
     except InvalidToken:
         return None
     with store.unavailable_on_error():
-        user = state.extension._user_loader(claims["uid"])
+        user = state.extension.load_user(claims["uid"])
     if user is None or not is_active(user):
         return None
     return claims

@@ -34,14 +34,13 @@ from .errors import PayloadTooLarge
 from .errors import TemporarilyUnavailable
 from .errors import TooManyRequests
 from .errors import UnsupportedMediaType
-from .extension import ACCESS_PERMISSION
-from .extension import USE_PERMISSION
-from .extension import AppState
-from .extension import get_state
 from .keys import Key
 from .limits import FloodControl
-from .passwords import check_credentials
 from .passwords import is_active
+from .state import ACCESS_PERMISSION
+from .state import USE_PERMISSION
+from .state import AppState
+from .state import get_state
 
 if t.TYPE_CHECKING:
     from .config import Settings
@@ -171,7 +170,7 @@ def _issue(
         now=now,
         auth_time=auth_time,
     )
-    roles = state.extension._roles_loader(user)
+    roles = state.extension.roles_of(user)
     if roles is not None:
         claims[settings.roles_claim] = _role_list(roles)
     reserved = {k: claims.get(k) for k in tokens.RESERVED_CLAIMS}
@@ -297,7 +296,7 @@ def login() -> Response:
     expires_at = state.settings.refresh_expiry(now, now)
     with store.unavailable_on_error():
         session_id, refresh_token = store.start_session(
-            state.extension._user_key(user),
+            state.extension.identity_key(user),
             now=now,
             expires_at=expires_at,
             client_ip=request.remote_addr,
@@ -328,7 +327,7 @@ def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
     :raises InvalidGrant: unknown user, wrong password or disabled user.
     """
     ext, store = state.extension, state.store
-    username = ext._username_normalizer(raw_username)
+    username = ext.normalize_username(raw_username)
     if not username:
         raise InvalidRequest("'username' must be a non-empty string.")
     # Counted before the password is checked, so parallel guesses cannot overtake
@@ -354,11 +353,11 @@ def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
         raise
     try:
         with store.unavailable_on_error():
-            user = ext._user_lookup(username)
+            user = ext.find_user(username)
         if user is not None:
             # The account the lookup found, whatever spelling reached it (the
             # database's collation may match names the counter keeps apart).
-            found = FloodControl.identity_key(ext._user_key(user))
+            found = FloodControl.identity_key(ext.identity_key(user))
             reservation.extend(user=f"{client} {found}", account=found)
     except TemporarilyUnavailable:
         # An outage is not a failed attempt: it must not lock the account.
@@ -367,20 +366,14 @@ def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
     except TooManyRequests:
         too_many()
         raise
-    outcome = check_credentials(
-        user,
-        password,
-        attribute=state.settings.password_hash_attribute,
-        verify=ext._password_verifier,
-        dummy=ext._dummy_hash,
-        needs_rehash=ext._needs_rehash,
+    outcome = ext.check_password(
+        user, password, attribute=state.settings.password_hash_attribute
     )
     failure = outcome.failure
-    if outcome.outdated and failure is None and ext._password_hasher is not None:
+    rehashed = ext.hash_password(password) if outcome.outdated and not failure else None
+    if rehashed is not None:
         # The application owns the user table: it stores the new hash.
-        signals.password_rehashed.send(
-            app, user=user, password_hash=ext._password_hasher(password)
-        )
+        signals.password_rehashed.send(app, user=user, password_hash=rehashed)
     if failure is not None:
         signals.login_failed.send(
             app, username=username, address=_client_address(), reason=failure
@@ -427,7 +420,7 @@ def _refresh(state: AppState, presented: str) -> Response:
             _reused(state, record, now)
         if now >= record.expires_at:
             raise InvalidGrant("The refresh token has expired.")
-        user = state.extension._user_loader(json.loads(record.user_key))
+        user = state.extension.load_user(json.loads(record.user_key))
         if user is None or not is_active(user):
             # Disabling a user ends every session of it, not just this one.
             store.revoke_user_sessions(record.user_key, now=now, reason="user disabled")
@@ -528,7 +521,7 @@ def logout() -> Response:
     with store.unavailable_on_error():
         if presented is not None:
             record = store.find_refresh_token(presented)
-            if record is not None and record.user_key == state.extension._user_key(
+            if record is not None and record.user_key == state.extension.identity_key(
                 auth.user
             ):
                 sessions.append(record.session_id)
@@ -571,7 +564,7 @@ def list_sessions() -> Response:
     state, user, claims = _session_owner()
     with state.store.unavailable_on_error():
         sessions = state.store.user_sessions(
-            state.extension._user_key(user), now=int(time.time())
+            state.extension.identity_key(user), now=int(time.time())
         )
     body = [dict(s.to_dict(), current=s.id == claims["sid"]) for s in sessions]
     return _no_store(jsonify({"sessions": body}))
@@ -583,7 +576,7 @@ def revoke_all_sessions() -> Response:
     store = state.store
     with store.unavailable_on_error():
         store.revoke_user_sessions(
-            state.extension._user_key(user),
+            state.extension.identity_key(user),
             now=int(time.time()),
             reason="logout everywhere",
         )
@@ -604,7 +597,7 @@ def revoke_one_session(session_id: str) -> Response:
             parsed,
             now=int(time.time()),
             reason="revoked by owner",
-            user_key=state.extension._user_key(user),
+            user_key=state.extension.identity_key(user),
             only_unexpired=True,
         )
         store.commit()

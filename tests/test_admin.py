@@ -27,14 +27,14 @@ from flask import Flask
 from flask_admin import Admin
 from werkzeug.security import generate_password_hash
 
+from flask_jwt_authentication import ADMINISTER_PERMISSION
 from flask_jwt_authentication import JWTAuthentication
+from flask_jwt_authentication import default_permission_checker
 from flask_jwt_authentication import signals
 from flask_jwt_authentication.admin import init_admin
 from flask_jwt_authentication.admin.auth import COOKIE_NAME
 from flask_jwt_authentication.errors import ConfigurationError
-from flask_jwt_authentication.extension import ADMINISTER_PERMISSION
-from flask_jwt_authentication.extension import default_permission_checker
-from flask_jwt_authentication.extension import get_state
+from flask_jwt_authentication.state import get_state
 
 KEK = Fernet.generate_key().decode()
 SCRIPT = "<script>alert(1)</script>"

@@ -384,7 +384,9 @@ def test_valid_asymmetric_pair_is_accepted(wiring):
 # The package root ------------------------------------------------------------------
 
 
-def test_package_exports_exactly_the_contract_names():
+def test_package_exports_exactly_the_documented_names():
+    """docs/api.rst: the extension, the decorator and its helpers, the errors an
+    application catches, the permission names and the default checker."""
     expected = {
         "JWTAuthentication",
         "jwt_required",
@@ -392,6 +394,12 @@ def test_package_exports_exactly_the_contract_names():
         "get_jwt",
         "TokenRejected",
         "signals",
+        "ConfigurationError",
+        "InvalidToken",
+        "ACCESS_PERMISSION",
+        "USE_PERMISSION",
+        "ADMINISTER_PERMISSION",
+        "default_permission_checker",
     }
     assert set(flask_jwt_authentication.__all__) == expected
     namespace: dict[str, t.Any] = {}

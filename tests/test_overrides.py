@@ -21,9 +21,9 @@ from cryptography.fernet import Fernet
 from test_performance import count
 
 from flask_jwt_authentication.errors import TemporarilyUnavailable
-from flask_jwt_authentication.extension import get_state
 from flask_jwt_authentication.overrides import EDITABLE
 from flask_jwt_authentication.overrides import SettingsError
+from flask_jwt_authentication.state import get_state
 
 MakeApp = t.Callable[..., AppEnv]
 TABLE = "jwt_auth_settings"

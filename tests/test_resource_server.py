@@ -52,7 +52,6 @@ from flask_jwt_authentication import signals
 from flask_jwt_authentication import tokens
 from flask_jwt_authentication.errors import ConfigurationError
 from flask_jwt_authentication.errors import TemporarilyUnavailable
-from flask_jwt_authentication.extension import get_state
 from flask_jwt_authentication.jwks_fetch import MAX_JWKS_SIZE
 from flask_jwt_authentication.jwks_fetch import JWKSError
 from flask_jwt_authentication.jwks_fetch import display_url
@@ -65,6 +64,7 @@ from flask_jwt_authentication.remote import RemoteKeys
 from flask_jwt_authentication.remote import UnusableKey
 from flask_jwt_authentication.remote import parse_jwks
 from flask_jwt_authentication.remote import public_key_from_jwk
+from flask_jwt_authentication.state import get_state
 
 KEK = Fernet.generate_key().decode()
 JWKS = "/.well-known/jwks.json"

@@ -22,7 +22,7 @@ from flask import Flask
 from flask_admin import Admin  # type: ignore[import-untyped]
 
 from .. import config
-from ..extension import get_state
+from ..state import get_state
 from .views import VIEWS
 from .views import AdminSite
 from .views import OverviewView

@@ -25,9 +25,9 @@ from itsdangerous import BadSignature
 from itsdangerous import URLSafeSerializer
 
 from .. import config
-from ..extension import ADMINISTER_PERMISSION
-from ..extension import get_state
 from ..passwords import is_active
+from ..state import ADMINISTER_PERMISSION
+from ..state import get_state
 
 if t.TYPE_CHECKING:
     from werkzeug.wrappers import Response
@@ -107,7 +107,7 @@ def _load_administrator() -> Administrator | None:
         owner = store.live_session_owner(session_id, now=int(time.time()))
         if owner is None:
             return None
-        user = state.extension._user_loader(json.loads(owner))
+        user = state.extension.load_user(json.loads(owner))
     if user is None or not is_active(user):
         return None
     # Asked on every request, so taking the permission away takes effect at once.
@@ -132,7 +132,7 @@ def start_admin_session(user: t.Any, lifetime: int) -> str:
         if previous is not None:
             store.revoke_session(previous, now=now, reason=SIGNED_IN_AGAIN)
         session_id = store.insert_session(
-            state.extension._user_key(user),
+            state.extension.identity_key(user),
             now=now,
             expires_at=now + lifetime,
             client_ip=request.remote_addr,

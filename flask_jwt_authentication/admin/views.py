@@ -37,15 +37,15 @@ from ..errors import InvalidGrant
 from ..errors import InvalidRequest
 from ..errors import JWTAuthError
 from ..errors import TemporarilyUnavailable
-from ..extension import ADMINISTER_PERMISSION
-from ..extension import AppState
-from ..extension import get_state
 from ..introspection import client_listing
 from ..keys import ALGORITHMS
 from ..keystore import CURRENT
 from ..keystore import NEXT
 from ..keystore import RETIRED
 from ..keystore import RETIRING
+from ..state import ADMINISTER_PERMISSION
+from ..state import AppState
+from ..state import get_state
 from ..views import check_login
 from . import auth
 from .forms import ActionForm
@@ -723,11 +723,11 @@ def _search(state: AppState, query: str) -> tuple[list[str], t.Any]:
     keys = [json.dumps(query)]
     if _IDENTITY_NUMBER.fullmatch(query):
         keys.append(json.dumps(int(query)))
-    username = ext._username_normalizer(query)
+    username = ext.normalize_username(query)
     user = None
     if username:
         with state.store.unavailable_on_error():
-            user = ext._user_lookup(username)
+            user = ext.find_user(username)
     if user is not None:
         keys.insert(0, json.dumps(ext.identity_of(user)))
     return keys, user

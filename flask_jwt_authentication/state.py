@@ -1,0 +1,139 @@
+"""The state the extension keeps for each application, and how to find it.
+
+A leaf module: it imports no other module of the package that imports it back,
+so the views, the decorators, the commands and the admin reach the state without
+going through :mod:`.extension` (whose ``init_app`` builds it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+from flask import Flask
+from flask import current_app
+
+from . import tokens
+from .errors import InvalidToken
+from .passwords import is_active
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+    from . import config
+    from .extension import JWTAuthentication
+    from .keys import KeySet
+    from .keystore import KeyRing
+    from .limits import FloodControl
+    from .models import Tables
+    from .overrides import SettingsStore
+    from .remote import RemoteKeys
+    from .store import Store
+
+#: The key of the state in ``app.extensions``.
+EXTENSION_KEY = "jwt_authentication"
+
+#: Obtain and refresh tokens. Default: everyone.
+ACCESS_PERMISSION = "access jwt authentication"
+#: Log out. Default: every authenticated user.
+USE_PERMISSION = "use jwt authentication"
+#: Settings, keys and sessions. Default: nobody.
+ADMINISTER_PERMISSION = "administer jwt authentication"
+
+
+@dataclasses.dataclass
+class AppState:
+    """Everything the extension keeps for one application, under
+    ``app.extensions["jwt_authentication"]``."""
+
+    extension: JWTAuthentication
+    db: SQLAlchemy
+    keys: KeyRing
+    tables: Tables
+    store: Store
+    flood: FloodControl
+    #: The settings edited at run time, over the configuration.
+    overrides: SettingsStore
+
+    @property
+    def settings(self) -> config.Settings:
+        """The settings in force: the configuration and the stored overrides
+        (reloaded from the database when stale)."""
+        return self.overrides.settings()
+
+    @property
+    def keyset(self) -> KeySet:
+        """The key set in force (reloaded from the database when stale)."""
+        return self.keys.keyset()
+
+
+@dataclasses.dataclass
+class VerifyOnlyState:
+    """What the extension keeps for an application in verify-only mode, under
+    ``app.extensions["jwt_authentication"]``: settings and the remote keys, no
+    database."""
+
+    extension: JWTAuthentication
+    settings: config.Settings
+    keys: RemoteKeys
+
+    def decode(self, token: str) -> dict[str, t.Any]:
+        """Verify an access token with the JWKS keys and return its claims.
+
+        The same checks as :func:`.tokens.decode`; revocation is not checked.
+
+        :raises InvalidToken: the token is not a valid access token.
+        :raises TemporarilyUnavailable: no key could be fetched yet.
+        """
+        header = tokens.unverified_header(token)
+        # Only a token that could verify may make us fetch for its kid.
+        fits = header.get("alg") == self.settings.algorithm
+        kid = header.get("kid") if fits else None
+        return tokens.decode(
+            token, self.settings, self.keys.keyset(kid), canonical=False
+        )
+
+    def load_user(self, identity: t.Any) -> t.Any:
+        """The user loader's result for ``identity``; ``None`` without a loader.
+
+        :raises InvalidToken: the loader found no user, or a disabled one.
+        """
+        if not self.extension.has_user_loader:
+            return None
+        user = self.extension.load_user(identity)
+        if user is None or not is_active(user):
+            raise InvalidToken("The token's user is unknown or disabled.")
+        return user
+
+
+def get_state(app: Flask | None = None) -> AppState:
+    """The extension's state for ``app`` (default: the current app).
+
+    :raises RuntimeError: the extension is not initialised on the app, or the app
+        is in verify-only mode.
+    """
+    app = app or current_app
+    try:
+        state = app.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "JWTAuthentication is not initialised on this application: call"
+            " jwt.init_app(app, db=db)."
+        ) from None
+    if not isinstance(state, AppState):
+        raise RuntimeError(
+            "This application only verifies tokens (JWT_AUTH_JWKS_URL is set): it"
+            " has no database, sessions or keys of its own."
+        )
+    return state
+
+
+__all__ = [
+    "ACCESS_PERMISSION",
+    "ADMINISTER_PERMISSION",
+    "EXTENSION_KEY",
+    "USE_PERMISSION",
+    "AppState",
+    "VerifyOnlyState",
+    "get_state",
+]
