@@ -21,6 +21,7 @@ from .keystore import NEXT
 from .keystore import RETIRED
 from .keystore import RETIRING
 from .keystore import KeyStore
+from .keystore import retire_after
 from .overrides import EDITABLE
 from .state import EXTENSION_KEY
 from .state import AppState
@@ -240,7 +241,9 @@ def generate_key(algorithm: str | None, make_current: bool) -> None:
     try:
         key = store.generate(algorithm, state=NEXT)
         if make_current:
-            store.rotate(algorithm, retire_after=retire_after(state), kid=key.kid)
+            store.rotate(
+                algorithm, retire_after=retire_after(state.settings), kid=key.kid
+            )
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from None
     state.keys.invalidate()
@@ -251,13 +254,6 @@ def generate_key(algorithm: str | None, make_current: bool) -> None:
             f"It is used only while JWT_AUTH_ALGORITHM is {algorithm};"
             f" it is {state.settings.algorithm} now."
         )
-
-
-def retire_after(state: AppState) -> int:
-    """Until when a key that stops signing now must keep verifying: the tokens
-    it signed live at most the access TTL, plus the leeway. The admin's rotation
-    uses it too."""
-    return int(time.time()) + state.settings.access_token_ttl + state.settings.leeway
 
 
 @keys_cli.command("list")
@@ -293,14 +289,16 @@ def rotate_keys() -> None:
     state, store = _keystore()
     try:
         current, previous = store.rotate(
-            state.settings.algorithm, retire_after=retire_after(state)
+            state.settings.algorithm, retire_after=retire_after(state.settings)
         )
     except ConfigurationError as e:
         raise click.ClickException(str(e)) from None
     state.keys.invalidate()
     click.echo(f"Key {current} now signs.")
     if previous is not None:
-        click.echo(f"Key {previous} verifies until {_when(retire_after(state))}.")
+        click.echo(
+            f"Key {previous} verifies until {_when(retire_after(state.settings))}."
+        )
     click.echo(f"Every worker follows within {state.settings.keys_refresh_interval} s.")
 
 

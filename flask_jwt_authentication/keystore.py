@@ -43,6 +43,8 @@ from .keys import hmac_key
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+    from .config import Settings
+
 logger = logging.getLogger("flask_jwt_authentication")
 
 NEXT, CURRENT, RETIRING, RETIRED = "next", "current", "retiring", "retired"
@@ -68,6 +70,13 @@ def key_encryption(value: t.Any) -> MultiFernet | None:
             ' make one with `python -c "from cryptography.fernet import Fernet;'
             ' print(Fernet.generate_key().decode())"`.'
         ) from None
+
+
+def retire_after(settings: Settings) -> int:
+    """Until when a key that stops signing now must keep verifying: the tokens
+    it signed live at most the access TTL, plus the leeway. ``flask jwt keys
+    rotate`` and the admin's rotation use it."""
+    return int(time.time()) + settings.access_token_ttl + settings.leeway
 
 
 def generate_material(algorithm: str) -> bytes:

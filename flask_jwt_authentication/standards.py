@@ -24,10 +24,10 @@ from .errors import InvalidToken
 from .errors import UnsupportedTokenType
 from .introspection import IntrospectionClients
 from .introspection import load_clients
+from .login import client_address
 from .passwords import is_active
 from .state import AppState
 from .state import get_state
-from .views import _client_address
 from .views import _no_store
 from .views import _read_json_object
 from .views import _string_field
@@ -154,7 +154,7 @@ def revoke() -> Response:
     found = _revoke(state, token, hint)
     if not found:
         # Only misses count, as for refreshes: past the limit they get 429.
-        state.flood.failed(refresh=state.flood.client(_client_address()))
+        state.flood.failed(refresh=state.flood.client(client_address()))
     if not found and hint is not None and hint not in TOKEN_TYPE_HINTS:
         # RFC 7009 §2.2.1: a type we do not issue, and the token is none of ours.
         raise UnsupportedTokenType(
@@ -206,7 +206,7 @@ def _authenticate_client(state: AppState, clients: IntrospectionClients) -> None
     auth = request.authorization
     if auth is None or auth.type != "basic":
         raise InvalidClient("Authenticate with HTTP Basic as a resource server.", realm)
-    reservation = state.flood.reserve(refresh=state.flood.client(_client_address()))
+    reservation = state.flood.reserve(refresh=state.flood.client(client_address()))
     client = clients.authenticate(auth.username or "", auth.password or "")
     if client is None:
         raise InvalidClient("The client credentials are not valid.", realm)

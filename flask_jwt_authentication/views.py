@@ -31,12 +31,14 @@ from .errors import JWTAuthError
 from .errors import MethodNotAllowed
 from .errors import NotFound
 from .errors import PayloadTooLarge
-from .errors import TemporarilyUnavailable
-from .errors import TooManyRequests
 from .errors import UnsupportedMediaType
 from .keys import Key
-from .limits import FloodControl
-from .passwords import is_active
+from .login import MAX_PASSWORD_LENGTH
+from .login import MAX_REFRESH_TOKEN_LENGTH
+from .login import MAX_USERNAME_LENGTH
+from .login import check_login
+from .login import client_address
+from .login import rotate
 from .state import ACCESS_PERMISSION
 from .state import USE_PERMISSION
 from .state import AppState
@@ -44,15 +46,6 @@ from .state import get_state
 
 if t.TYPE_CHECKING:
     from .config import Settings
-    from .store import RefreshRecord
-
-#: The longest username and password accepted (characters).
-MAX_USERNAME_LENGTH = 255
-MAX_PASSWORD_LENGTH = 1024
-#: The longest refresh token accepted; ours are 43 characters.
-MAX_REFRESH_TOKEN_LENGTH = 512
-
-_REUSED = "The refresh token was already used; the session is revoked."
 
 
 def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
@@ -308,89 +301,29 @@ def login() -> Response:
     return response
 
 
-def check_login(state: AppState, raw_username: str, password: str) -> t.Any:
-    """The user a username and password belong to, checked the way every log-in
-    is: ``POST {prefix}/tokens`` and the admin's sign-in page both come here.
-
-    The attempt is counted against the flood limits before the password is
-    checked; every failure costs one hash verification and raises the same
-    error; a success clears the username's counter. No permission is checked.
-
-    :param state: the application's state.
-    :param raw_username: the username as sent (normalised here).
-    :param password: the password as sent.
-    :returns: the user.
-    :raises InvalidRequest: the username is empty once normalised.
-    :raises TooManyRequests: a flood limit is exhausted; nothing was checked.
-    :raises TemporarilyUnavailable: the user lookup hit a database outage; the
-        attempt is not counted.
-    :raises InvalidGrant: unknown user, wrong password or disabled user.
-    """
-    ext, store = state.extension, state.store
-    username = ext.normalize_username(raw_username)
-    if not username:
-        raise InvalidRequest("'username' must be a non-empty string.")
-    # Counted before the password is checked, so parallel guesses cannot overtake
-    # the limit; refused here, no hash is computed.
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    client = state.flood.client(_client_address())
-
-    def too_many() -> None:
-        signals.login_failed.send(
-            app,
-            username=username,
-            address=_client_address(),
-            reason="too_many_attempts",
+def _refresh(state: AppState, presented: str) -> Response:
+    store = state.store
+    key = state.keyset.current  # before any database work, see _issue
+    now = int(time.time())
+    with store.unavailable_on_error():
+        done = rotate(state, presented, now)
+        response, claims = _issue(
+            state,
+            done.user,
+            done.session_id,
+            done.refresh_token,
+            now,
+            done.refresh_expires_at,
+            key,
+            done.auth_time,
         )
-
-    name = FloodControl.user_key(username)
-    try:
-        reservation = state.flood.reserve(
-            ip=client, user=f"{client} {name}", account=name
-        )
-    except TooManyRequests:
-        too_many()
-        raise
-    try:
-        with store.unavailable_on_error():
-            user = ext.find_user(username)
-        if user is not None:
-            # The account the lookup found, whatever spelling reached it (the
-            # database's collation may match names the counter keeps apart).
-            found = FloodControl.identity_key(ext.identity_key(user))
-            reservation.extend(user=f"{client} {found}", account=found)
-    except TemporarilyUnavailable:
-        # An outage is not a failed attempt: it must not lock the account.
-        reservation.cancel()
-        raise
-    except TooManyRequests:
-        too_many()
-        raise
-    outcome = ext.check_password(
-        user, password, attribute=state.settings.password_hash_attribute
+    signals.token_refreshed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user=done.user,
+        session_id=done.session_id,
+        payload=claims,
     )
-    failure = outcome.failure
-    rehashed = ext.hash_password(password) if outcome.outdated and not failure else None
-    if rehashed is not None:
-        # The application owns the user table: it stores the new hash.
-        signals.password_rehashed.send(app, user=user, password_hash=rehashed)
-    if failure is not None:
-        signals.login_failed.send(
-            app, username=username, address=_client_address(), reason=failure
-        )
-        # One answer for every failure, so it tells nothing of which one it was.
-        raise InvalidGrant("Invalid username or password.")
-    reservation.succeeded()
-    return user
-
-
-def _client_address() -> str:
-    """The client address limits count by: ``request.remote_addr``.
-
-    Behind a proxy, install Werkzeug's ``ProxyFix`` so that this is the client's
-    address; ``X-Forwarded-For`` is never read here, as anyone can send it.
-    """
-    return request.remote_addr or "unknown"
+    return response
 
 
 def refresh() -> Response:
@@ -401,102 +334,8 @@ def refresh() -> Response:
         return _refresh(state, presented)
     except InvalidGrant:
         # Only failures count (see limits): past the limit they get 429.
-        state.flood.failed(refresh=state.flood.client(_client_address()))
+        state.flood.failed(refresh=state.flood.client(client_address()))
         raise
-
-
-def _refresh(state: AppState, presented: str) -> Response:
-    store, settings = state.store, state.settings
-    key = state.keyset.current  # before any database work, see _issue
-    now = int(time.time())
-    with store.unavailable_on_error():
-        record = store.find_refresh_token(presented)
-        if record is None:
-            raise InvalidGrant("The refresh token is unknown.")
-        if record.session_revoked:
-            raise InvalidGrant("The refresh token's session has been revoked.")
-        # A consumed token presented again is evidence of theft, expired or not.
-        if record.consumed and not _within_grace(state, record, now):
-            _reused(state, record, now)
-        if now >= record.expires_at:
-            raise InvalidGrant("The refresh token has expired.")
-        user = state.extension.load_user(json.loads(record.user_key))
-        if user is None or not is_active(user):
-            # Disabling a user ends every session of it, not just this one.
-            store.revoke_user_sessions(record.user_key, now=now, reason="user disabled")
-            store.commit()
-            raise InvalidGrant("The refresh token's user is unknown or disabled.")
-        if not state.extension.has_permission(user, ACCESS_PERMISSION):
-            store.rollback()
-            raise AccessDenied("You may not refresh tokens.")
-        expires_at = settings.refresh_expiry(now, record.session_created_at)
-        if expires_at <= now:
-            raise InvalidGrant("The login session has reached its maximum lifetime.")
-        if record.consumed:
-            new_token = _grace_branch(state, record, now, expires_at)
-        else:
-            rotated = store.rotate(record, now=now, expires_at=expires_at)
-            if rotated is None:
-                # Another request consumed it first: a second use, forgiven only
-                # within the grace window.
-                store.rollback()
-                again = store.find_refresh_token(presented)
-                if again is None or not _within_grace(state, again, now):
-                    _reused(state, record, now)
-                rotated = _grace_branch(state, again, now, expires_at)
-            new_token = rotated
-        session_id = str(record.session_id)
-        # A refresh keeps the session's auth_time (RFC 9470): only a password
-        # makes a token fresh again.
-        auth_time = record.auth_time or record.session_created_at
-        response, claims = _issue(
-            state, user, session_id, new_token, now, expires_at, key, auth_time
-        )
-    signals.token_refreshed.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        user=user,
-        session_id=session_id,
-        payload=claims,
-    )
-    return response
-
-
-def _within_grace(state: AppState, record: RefreshRecord, now: int) -> bool:
-    """Whether a consumed token may be presented again: within the grace period
-    after its use, and only while its successor is unused (so it is the
-    immediately previous token, not an older one)."""
-    grace = state.settings.refresh_grace_period
-    return (
-        grace > 0
-        and record.consumed_at is not None
-        and now - record.consumed_at <= grace
-        and state.store.successor_is_live(record)
-    )
-
-
-def _grace_branch(
-    state: AppState, record: RefreshRecord, now: int, expires_at: int
-) -> str:
-    """The grace window's one re-presentation of a consumed token (a client that
-    lost the answer): a new successor, once. Of concurrent re-presentations one
-    wins; any other, now or later, is reuse."""
-    if not state.store.claim_grace(record, now=now):
-        state.store.rollback()
-        _reused(state, record, now)
-    return state.store.branch(record, now=now, expires_at=expires_at)
-
-
-def _reused(state: AppState, record: RefreshRecord, now: int) -> t.NoReturn:
-    """A consumed refresh token came back: end its whole session, and say so."""
-    state.store.revoke_session(record.session_id, now=now, reason="reuse")
-    state.store.commit()
-    signals.refresh_token_reused.send(
-        current_app._get_current_object(),  # type: ignore[attr-defined]
-        session_id=str(record.session_id),
-        identity=json.loads(record.user_key),
-        address=_client_address(),
-    )
-    raise InvalidGrant(_REUSED)
 
 
 def logout() -> Response:

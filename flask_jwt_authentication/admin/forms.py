@@ -21,10 +21,10 @@ from wtforms.validators import Optional
 from wtforms.validators import ValidationError
 
 from ..keys import ALGORITHMS
+from ..login import MAX_PASSWORD_LENGTH
+from ..login import MAX_USERNAME_LENGTH
 from ..overrides import LIMIT_MAX_PER_HOUR
 from ..overrides import LIMIT_WINDOW
-from ..views import MAX_PASSWORD_LENGTH
-from ..views import MAX_USERNAME_LENGTH
 
 #: The longest text a settings field takes.
 MAX_TEXT_LENGTH = 255

@@ -31,7 +31,6 @@ from flask_admin import expose as _flask_admin_expose
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice  # type: ignore[import-untyped]
 
-from ..cli import retire_after
 from ..errors import ConfigurationError
 from ..errors import InvalidGrant
 from ..errors import InvalidRequest
@@ -43,10 +42,11 @@ from ..keystore import CURRENT
 from ..keystore import NEXT
 from ..keystore import RETIRED
 from ..keystore import RETIRING
+from ..keystore import retire_after
+from ..login import check_login
 from ..state import ADMINISTER_PERMISSION
 from ..state import AppState
 from ..state import get_state
-from ..views import check_login
 from . import auth
 from .forms import ActionForm
 from .forms import KeyAlgorithmForm
@@ -531,7 +531,7 @@ class KeysView(AdminView):
             return self.csrf_refused()
         state = get_state()
         algorithm = form.algorithm.data
-        until = retire_after(state)
+        until = retire_after(state.settings)
         try:
             with state.store.unavailable_on_error():
                 current, previous = state.keys.store.rotate(
