@@ -140,10 +140,12 @@ def _whole(
             value = float(value.strip())
         except ValueError:
             raise ConfigurationError(
-                f"{key} must be a number of {unit}, got {value!r}."
+                f"{key} must be a number of {unit}, got {value!r}.", setting=key
             ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigurationError(f"{key} must be a number of {unit}, got {value!r}.")
+        raise ConfigurationError(
+            f"{key} must be a number of {unit}, got {value!r}.", setting=key
+        )
     try:
         finite = math.isfinite(value)
     except OverflowError:  # an int too large for a float
@@ -151,7 +153,8 @@ def _whole(
     if not finite or value < minimum or value != int(value):
         raise ConfigurationError(
             f"{key} must be a whole number of {unit}, at least {minimum};"
-            f" got {value!r}."
+            f" got {value!r}.",
+            setting=key,
         )
     return int(value)
 
@@ -161,7 +164,9 @@ def _text(config: t.Mapping[str, t.Any], key: str, default: str) -> str:
     if value is None or value == "":
         return default
     if not isinstance(value, str):
-        raise ConfigurationError(f"{key} must be a string, got {type(value).__name__}.")
+        raise ConfigurationError(
+            f"{key} must be a string, got {type(value).__name__}.", setting=key
+        )
     return value
 
 
@@ -175,7 +180,9 @@ def _flag(config: t.Mapping[str, t.Any], key: str) -> bool:
             return False
     elif isinstance(value, (bool, int)) or value is None:
         return bool(value)
-    raise ConfigurationError(f"{key} must be true or false, got {value!r}.")
+    raise ConfigurationError(
+        f"{key} must be true or false, got {value!r}.", setting=key
+    )
 
 
 def _token(config: t.Mapping[str, t.Any], key: str) -> str:
@@ -183,7 +190,7 @@ def _token(config: t.Mapping[str, t.Any], key: str) -> str:
     value = _text(config, key, DEFAULTS[key])
     if not _TOKEN.fullmatch(value):
         raise ConfigurationError(
-            f"{key} must be a cookie or header name, got {value!r}."
+            f"{key} must be a cookie or header name, got {value!r}.", setting=key
         )
     return value
 
@@ -194,7 +201,8 @@ def _roles_claim(config: t.Mapping[str, t.Any]) -> str:
     claim = _text(config, "JWT_AUTH_ROLES_CLAIM", DEFAULTS["JWT_AUTH_ROLES_CLAIM"])
     if claim in RESERVED_CLAIMS:
         raise ConfigurationError(
-            f"JWT_AUTH_ROLES_CLAIM may not be the registered claim {claim!r}."
+            f"JWT_AUTH_ROLES_CLAIM may not be the registered claim {claim!r}.",
+            setting="JWT_AUTH_ROLES_CLAIM",
         )
     return claim
 
@@ -210,7 +218,8 @@ def _audience(config: t.Mapping[str, t.Any]) -> tuple[str, ...]:
         or not all(isinstance(v, str) and v for v in values)
     ):
         raise ConfigurationError(
-            "JWT_AUTH_AUDIENCE must be a non-empty string or a list of them."
+            "JWT_AUTH_AUDIENCE must be a non-empty string or a list of them.",
+            setting="JWT_AUTH_AUDIENCE",
         )
     return tuple(values)
 
@@ -239,18 +248,22 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
             # Empty is a mistake (an unset environment variable, say), never "no
             # key": it must not fall back to SECRET_KEY or to the stored keys.
             raise ConfigurationError(
-                f"{name} is set but empty: give it the key, or remove the setting."
+                f"{name} is set but empty: give it the key, or remove the setting.",
+                setting=name,
             )
     algorithm = config.get("JWT_AUTH_ALGORITHM", DEFAULTS["JWT_AUTH_ALGORITHM"])
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         raise ConfigurationError(
             f"JWT_AUTH_ALGORITHM {algorithm!r} is not supported; use one of "
             + ", ".join(ALGORITHMS)
-            + "."
+            + ".",
+            setting="JWT_AUTH_ALGORITHM",
         )
     prefix = _text(config, "JWT_AUTH_URL_PREFIX", DEFAULTS["JWT_AUTH_URL_PREFIX"])
     if not prefix.startswith("/"):
-        raise ConfigurationError("JWT_AUTH_URL_PREFIX must start with '/'.")
+        raise ConfigurationError(
+            "JWT_AUTH_URL_PREFIX must start with '/'.", setting="JWT_AUTH_URL_PREFIX"
+        )
     issuer = _text(config, "JWT_AUTH_ISSUER", app_name)
     attribute = _text(
         config,
@@ -259,7 +272,8 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
     )
     if not attribute.isidentifier():
         raise ConfigurationError(
-            "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE must be an attribute name."
+            "JWT_AUTH_PASSWORD_HASH_ATTRIBUTE must be an attribute name.",
+            setting="JWT_AUTH_PASSWORD_HASH_ATTRIBUTE",
         )
     return Settings(
         algorithm=algorithm,

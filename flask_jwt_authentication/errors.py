@@ -193,11 +193,9 @@ class InsufficientUserAuthentication(InvalidToken):
         )
         self.max_age = max_age
 
-    def with_realm(self, realm: str) -> InsufficientUserAuthentication:
-        """Add the challenge with ``max_age`` (RFC 9470 §3) and return self."""
-        super().with_realm(realm)
-        self.extra_headers["WWW-Authenticate"] += f", max_age={self.max_age}"
-        return self
+    def challenge(self, realm: str | None = None) -> str:
+        """The Bearer challenge with ``max_age`` (RFC 9470 §3)."""
+        return super().challenge(realm) + f", max_age={self.max_age}"
 
 
 class MissingToken(InvalidToken):
@@ -273,7 +271,15 @@ class ConfigurationError(RuntimeError):
 
     Raised by :meth:`~flask_jwt_authentication.JWTAuthentication.init_app`, at start-up,
     with a message naming the key and what to do.
+
+    :param message: what is wrong and how to fix it.
+    :param setting: the configuration key at fault, when there is one.
     """
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        #: The configuration key at fault (``JWT_AUTH_...``), or ``None``.
+        self.setting = setting
 
 
 class InvalidClient(JWTAuthError, Unauthorized):

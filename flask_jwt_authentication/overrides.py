@@ -81,7 +81,7 @@ class SettingsError(ConfigurationError):
     """
 
     def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, setting=name)
         self.name = name
 
 
@@ -260,7 +260,8 @@ class SettingsStore:
         try:
             settings = config.load_settings(merged, self.app_name)
         except ConfigurationError as e:
-            raise SettingsError(_named_in(str(e), changed), str(e)) from None
+            name = e.setting if e.setting in changed else min(changed, default="")
+            raise SettingsError(name or "JWT_AUTH_ALGORITHM", str(e)) from None
         values = _values_of(settings)
         for name, (low, high) in RANGES.items():
             if (
@@ -400,11 +401,3 @@ def _check_limit(name: str, value: t.Any) -> None:
         raise SettingsError(name, message)
     if item.amount * 3600 > most * window:
         raise SettingsError(name, message)
-
-
-def _named_in(message: str, candidates: t.Iterable[str]) -> str:
-    """The setting a validation message names, among ``candidates``."""
-    for name in sorted(candidates, key=len, reverse=True):
-        if name in message:
-            return name
-    return next(iter(sorted(candidates)), "JWT_AUTH_ALGORITHM")

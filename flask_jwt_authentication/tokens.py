@@ -168,7 +168,7 @@ def _json_object(data: bytes, what: str) -> dict[str, t.Any]:
         value = json.loads(
             data.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
-            parse_constant=_reject_constant,
+            parse_constant=reject_constant,
         )
     except (ValueError, RecursionError):
         raise InvalidToken(f"The token {what} is not valid JSON.") from None
@@ -177,7 +177,10 @@ def _json_object(data: bytes, what: str) -> dict[str, t.Any]:
     return value
 
 
-def _reject_constant(name: str) -> t.NoReturn:
+def reject_constant(name: str) -> t.NoReturn:
+    """``parse_constant`` for :func:`json.loads`: ``NaN`` and ``Infinity`` are
+    not JSON (RFC 8259 §6); the token parser and the endpoints' body parser both
+    refuse them."""
     raise ValueError(f"{name} is not JSON")
 
 

@@ -60,7 +60,7 @@ def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
             raise InvalidRequest("The request body must be a JSON object.")
         return {}
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(data.decode("utf-8"), parse_constant=tokens.reject_constant)
     except (ValueError, RecursionError):
         raise InvalidRequest("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
@@ -95,10 +95,6 @@ def read_body(cap: int) -> bytes:
     if len(data) > cap:
         raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
     return data
-
-
-def _reject_constant(name: str) -> t.NoReturn:
-    raise ValueError(f"{name} is not JSON")
 
 
 def _string_field(

@@ -301,3 +301,26 @@ def test_password_hash_attribute_is_configurable() -> None:
 def test_password_hash_attribute_must_be_an_attribute_name(value: str) -> None:
     with pytest.raises(ConfigurationError, match="JWT_AUTH_PASSWORD_HASH_ATTRIBUTE"):
         load(JWT_AUTH_PASSWORD_HASH_ATTRIBUTE=value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        ({"JWT_AUTH_ACCESS_TOKEN_TTL": "soon"}, "JWT_AUTH_ACCESS_TOKEN_TTL"),
+        ({"JWT_AUTH_LEEWAY": -1}, "JWT_AUTH_LEEWAY"),
+        ({"JWT_AUTH_ALGORITHM": "none"}, "JWT_AUTH_ALGORITHM"),
+        ({"JWT_AUTH_URL_PREFIX": "api"}, "JWT_AUTH_URL_PREFIX"),
+        ({"JWT_AUTH_REFRESH_COOKIE": "sometimes"}, "JWT_AUTH_REFRESH_COOKIE"),
+        ({"JWT_AUTH_AUDIENCE": [""]}, "JWT_AUTH_AUDIENCE"),
+        ({"JWT_AUTH_ROLES_CLAIM": "exp"}, "JWT_AUTH_ROLES_CLAIM"),
+        ({"JWT_AUTH_SECRET_KEY": ""}, "JWT_AUTH_SECRET_KEY"),
+    ],
+)
+def test_a_configuration_error_names_its_setting(
+    changes: dict[str, t.Any], setting: str
+) -> None:
+    """The failing key is an attribute, for a form or a tool to point at."""
+    with pytest.raises(ConfigurationError) as caught:
+        config.load_settings(changes, "app")
+    assert caught.value.setting == setting
+    assert setting in str(caught.value)
