@@ -13,13 +13,13 @@ import dataclasses
 import hashlib
 import logging
 import secrets
-import time
 import typing as t
 import uuid
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from . import cleanup
 from .diagnostics import CREATE_TABLES_HINT
 from .diagnostics import missing_table
 from .errors import ServerMisconfigured
@@ -567,20 +567,6 @@ class Store:
 
     # Maintenance ------------------------------------------------------------------
 
-    def _begin_cleanup_batch(self) -> None:
-        """Start a cleanup batch's transaction in READ COMMITTED on MySQL/MariaDB.
-
-        Under InnoDB's default REPEATABLE READ a ``DELETE`` locks every row it
-        examines and the gaps between them (a scan when the optimiser picks one), so
-        a batch blocked concurrent log-ins' and refreshes' inserts and deadlocked
-        with them (a 503 for the client). READ COMMITTED locks only the rows it
-        deletes. The level is reset when the connection returns to the pool.
-        """
-        session = self.db.session()
-        mysql = self.db.engine.dialect.name in ("mysql", "mariadb")
-        if mysql and not session.in_transaction():
-            session.connection(execution_options={"isolation_level": "READ COMMITTED"})
-
     def cleanup(
         self,
         *,
@@ -590,83 +576,13 @@ class Store:
         dry_run: bool = False,
         progress: t.Callable[[dict[str, int]], None] | None = None,
     ) -> dict[str, int]:
-        """Delete expired rows in batches, each in its own short transaction.
+        """Delete expired rows in batches (see :mod:`.cleanup`); with ``dry_run``
+        count them and delete nothing.
 
-        Sessions (with their refresh tokens, consumed ones included, so reuse stays
-        detectable for the family's whole life) go once the family has expired;
-        revoked ``jti`` rows once the token itself has expired.
-
-        :param now: the current time, seconds since the epoch.
-        :param batch_size: rows per transaction.
-        :param deadline: a :func:`time.monotonic` value after which no new batch
-            starts.
-        :param dry_run: count what would be deleted, delete nothing.
-        :param progress: called after each batch with the counts so far.
         :returns: the number of rows deleted (or deletable) per kind.
         """
-        sessions, rt = self.tables.sessions, self.tables.refresh_tokens
-        revoked = self.tables.revoked_tokens
-        # Ordered by the indexed expiry, so that each batch reads the index from
-        # its start instead of sorting the whole backlog, and two cleanups at once
-        # take rows in the same order.
-        expired_sessions = (
-            sa.select(sessions.c.id)
-            .where(sessions.c.expires_at <= now)
-            .order_by(sessions.c.expires_at)
-        )
-        expired_jtis = (
-            sa.select(revoked.c.jti)
-            .where(revoked.c.expires_at <= now)
-            .order_by(revoked.c.expires_at)
-        )
-        counts = {"sessions": 0, "refresh_tokens": 0, "revoked_tokens": 0}
         if dry_run:
-            execute = self.db.session.execute
-            counts["sessions"] = execute(
-                sa.select(sa.func.count()).select_from(expired_sessions.subquery())
-            ).scalar_one()
-            counts["refresh_tokens"] = execute(
-                sa.select(sa.func.count())
-                .select_from(rt)
-                .where(rt.c.session_id.in_(expired_sessions))
-            ).scalar_one()
-            counts["revoked_tokens"] = execute(
-                sa.select(sa.func.count()).select_from(expired_jtis.subquery())
-            ).scalar_one()
-            self.rollback()
-            return counts
-        while time.monotonic() < deadline:
-            self._begin_cleanup_batch()
-            ids = list(
-                self.db.session.execute(expired_sessions.limit(batch_size)).scalars()
-            )
-            if not ids:
-                break
-            deleted = self.db.session.execute(
-                sa.delete(rt).where(rt.c.session_id.in_(ids))
-            )
-            counts["refresh_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
-            deleted = self.db.session.execute(
-                sa.delete(sessions).where(
-                    sessions.c.id.in_(ids), sessions.c.expires_at <= now
-                )
-            )
-            counts["sessions"] += deleted.rowcount  # type: ignore[attr-defined]
-            self.commit()
-            if progress is not None:
-                progress(dict(counts))
-        while time.monotonic() < deadline:
-            self._begin_cleanup_batch()
-            jtis = list(
-                self.db.session.execute(expired_jtis.limit(batch_size)).scalars()
-            )
-            if not jtis:
-                break
-            deleted = self.db.session.execute(
-                sa.delete(revoked).where(revoked.c.jti.in_(jtis))
-            )
-            counts["revoked_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
-            self.commit()
-            if progress is not None:
-                progress(dict(counts))
-        return counts
+            return cleanup.count_expired(self, now=now)
+        return cleanup.delete_expired(
+            self, now=now, batch_size=batch_size, deadline=deadline, progress=progress
+        )
