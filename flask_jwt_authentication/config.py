@@ -81,6 +81,102 @@ def misspelt_keys(config: t.Mapping[str, t.Any]) -> dict[str, str | None]:
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
+#: Run-time flood limits stay within these: at least one attempt per window,
+#: windows from a minute to a day, at most this many attempts per hour.
+#: Switching a limit off, or anything outside, needs the configuration.
+LIMIT_WINDOW: tuple[int, int] = (60, 24 * 3600)
+LIMIT_MAX_PER_HOUR = 10_000
+_LIMIT_BOUNDS = (
+    f"At least 1 per window of {LIMIT_WINDOW[0] // 60} minute(s) to"
+    f" {LIMIT_WINDOW[1] // 3600} hours, at most {LIMIT_MAX_PER_HOUR} per hour;"
+    " switching it off needs the configuration."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Editable:
+    """A setting an operator may change while the application runs (the admin's
+    Settings page, ``flask jwt settings``): its kind, its label and help text,
+    and for lifetimes the range a change must stay within (the configuration
+    itself may go outside it: tests use lifetimes of a second)."""
+
+    #: The ``JWT_AUTH_*`` name.
+    name: str
+    #: ``"algorithm"``, ``"seconds"``, ``"text"``, ``"audience"`` or ``"limit"``.
+    kind: str
+    label: str
+    help: str
+    #: Inclusive bounds of a ``"seconds"`` setting edited at run time.
+    range: tuple[int, int] | None = None
+
+    @property
+    def field(self) -> str:
+        """The name of its form field: ``access_token_ttl`` and the like."""
+        return self.name.removeprefix("JWT_AUTH_").lower()
+
+    @property
+    def description(self) -> str:
+        """The help text with its bounds, as the form shows it."""
+        if self.range is not None:
+            low, high = self.range
+            return f"{self.help} Seconds, from {low} to {high}."
+        if self.kind == "limit":
+            return f"{self.help} {_LIMIT_BOUNDS}"
+        return self.help
+
+
+#: The settings editable at run time, in the order a form shows them. Everything
+#: that lists them (the stored overrides, their ranges, the admin form, the
+#: ``flask jwt settings`` command) derives from this registry.
+EDITABLE_SETTINGS: tuple[Editable, ...] = (
+    Editable(
+        "JWT_AUTH_ALGORITHM",
+        "algorithm",
+        "Algorithm",
+        "Signs new tokens; needs a key of that algorithm.",
+    ),
+    Editable(
+        "JWT_AUTH_ACCESS_TOKEN_TTL",
+        "seconds",
+        "Access token lifetime",
+        "How long an access token is valid.",
+        (30, 24 * 3600),
+    ),
+    Editable(
+        "JWT_AUTH_REFRESH_TOKEN_TTL",
+        "seconds",
+        "Refresh token lifetime",
+        "How long a login session lasts unused; longer than the access token's.",
+        (300, 366 * 24 * 3600),
+    ),
+    Editable("JWT_AUTH_ISSUER", "text", "Issuer", "The iss claim of new tokens."),
+    Editable(
+        "JWT_AUTH_AUDIENCE",
+        "audience",
+        "Audience",
+        "Comma-separated; the first is written into new tokens.",
+    ),
+    Editable("JWT_AUTH_LEEWAY", "seconds", "Leeway", "Clock skew tolerated.", (0, 300)),
+    Editable(
+        "JWT_AUTH_FLOOD_IP_LIMIT",
+        "limit",
+        "Failed log-ins per address",
+        "Such as 50 per hour.",
+    ),
+    Editable(
+        "JWT_AUTH_FLOOD_USER_LIMIT",
+        "limit",
+        "Failed log-ins per username and address",
+        "Such as 5 per 5 minutes.",
+    ),
+    Editable(
+        "JWT_AUTH_FLOOD_REFRESH_LIMIT",
+        "limit",
+        "Failed refreshes per address",
+        "Such as 100 per hour.",
+    ),
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:

@@ -44,32 +44,17 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("flask_jwt_authentication")
 
-#: The settings that can be edited at run time, in the order a form shows them.
-EDITABLE: tuple[str, ...] = (
-    "JWT_AUTH_ALGORITHM",
-    "JWT_AUTH_ACCESS_TOKEN_TTL",
-    "JWT_AUTH_REFRESH_TOKEN_TTL",
-    "JWT_AUTH_ISSUER",
-    "JWT_AUTH_AUDIENCE",
-    "JWT_AUTH_LEEWAY",
-    "JWT_AUTH_FLOOD_IP_LIMIT",
-    "JWT_AUTH_FLOOD_USER_LIMIT",
-    "JWT_AUTH_FLOOD_REFRESH_LIMIT",
-)
+#: The settings that can be edited at run time, in the order a form shows them
+#: (see :data:`.config.EDITABLE_SETTINGS`).
+EDITABLE: tuple[str, ...] = tuple(s.name for s in config.EDITABLE_SETTINGS)
 
 #: The ranges a run-time edit must stay within (seconds). The configuration itself
 #: may go outside them (tests use lifetimes of a second); a form may not.
 RANGES: t.Mapping[str, tuple[int, int]] = {
-    "JWT_AUTH_ACCESS_TOKEN_TTL": (30, 24 * 3600),
-    "JWT_AUTH_REFRESH_TOKEN_TTL": (300, 366 * 24 * 3600),
-    "JWT_AUTH_LEEWAY": (0, 300),
+    s.name: s.range for s in config.EDITABLE_SETTINGS if s.range is not None
 }
 
-_LIMITS = (
-    "JWT_AUTH_FLOOD_IP_LIMIT",
-    "JWT_AUTH_FLOOD_USER_LIMIT",
-    "JWT_AUTH_FLOOD_REFRESH_LIMIT",
-)
+_LIMITS = tuple(s.name for s in config.EDITABLE_SETTINGS if s.kind == "limit")
 _MAX_TEXT = 255
 
 
@@ -377,8 +362,8 @@ def _check_shape(name: str, value: t.Any) -> None:
 #: Run-time limits stay within these: at least one attempt per window, windows
 #: from a minute to a day, at most this many attempts per hour. Switching a
 #: limit off, or anything outside, needs the configuration.
-LIMIT_WINDOW: tuple[int, int] = (60, 24 * 3600)
-LIMIT_MAX_PER_HOUR = 10_000
+LIMIT_WINDOW = config.LIMIT_WINDOW
+LIMIT_MAX_PER_HOUR = config.LIMIT_MAX_PER_HOUR
 
 
 def _check_limit(name: str, value: t.Any) -> None:

@@ -8,6 +8,7 @@ import pickle
 import re
 import subprocess
 import sys
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,27 @@ def test_every_console_section_is_run() -> None:
             if (console.name, section) not in calls
         ]
     assert not_run == []
+
+
+def test_the_run_time_settings_table_matches_the_registry():
+    """docs/config.rst lists the editable settings as config.EDITABLE_SETTINGS
+    defines them: name, admin field label and bounds, in the form's order."""
+    from flask_jwt_authentication.config import EDITABLE_SETTINGS
+    from flask_jwt_authentication.config import LIMIT_MAX_PER_HOUR
+    from flask_jwt_authentication.config import LIMIT_WINDOW
+
+    text = (ROOT / "docs" / "config.rst").read_text(encoding="utf-8")
+    rows = re.findall(
+        r"   \* - :data:`(JWT_AUTH_\w+)`\n     - (.+)\n     - (.+)\n", text
+    )
+
+    def bounds(setting: t.Any) -> str:
+        if setting.range:
+            return f"{setting.range[0]} to {setting.range[1]} seconds"
+        if setting.kind == "limit":
+            return f"1 per {LIMIT_WINDOW[0]} s to {LIMIT_MAX_PER_HOUR} per hour"
+        if setting.kind == "algorithm":
+            return "an algorithm with a key"
+        return "up to 255 characters"
+
+    assert rows == [(s.name, s.label, bounds(s)) for s in EDITABLE_SETTINGS]

@@ -20,11 +20,11 @@ from wtforms.validators import Length
 from wtforms.validators import Optional
 from wtforms.validators import ValidationError
 
+from ..config import EDITABLE_SETTINGS
+from ..config import Editable
 from ..keys import ALGORITHMS
 from ..login import MAX_PASSWORD_LENGTH
 from ..login import MAX_USERNAME_LENGTH
-from ..overrides import LIMIT_MAX_PER_HOUR
-from ..overrides import LIMIT_WINDOW
 
 #: The longest text a settings field takes.
 MAX_TEXT_LENGTH = 255
@@ -86,13 +86,6 @@ class UserSessionsForm(SecureForm):  # type: ignore[misc]
     q = HiddenField("Search", [Optional(), Length(max=MAX_USERNAME_LENGTH)])
 
 
-_BOUNDS = (
-    f" At least 1 per window of {LIMIT_WINDOW[0] // 60} minute(s) to"
-    f" {LIMIT_WINDOW[1] // 3600} hours, at most"
-    f" {LIMIT_MAX_PER_HOUR} per hour; switching it off needs the configuration."
-)
-
-
 def _text(label: str, description: str) -> StringField:
     return StringField(
         label,
@@ -101,53 +94,29 @@ def _text(label: str, description: str) -> StringField:
     )
 
 
-def _seconds(label: str, description: str) -> IntegerField:
-    return IntegerField(label, [Optional()], description=description)
+def _field(setting: Editable) -> Field:
+    """The form field of an editable setting, from the registry."""
+    if setting.kind == "algorithm":
+        return SelectField(
+            setting.label,
+            choices=[SelectChoice("", "(default)"), *map(SelectChoice, ALGORITHMS)],
+            description=setting.description,
+        )
+    if setting.kind == "seconds":
+        return IntegerField(
+            setting.label, [Optional()], description=setting.description
+        )
+    return _text(setting.label, setting.description)
 
 
 class SettingsForm(SecureForm):  # type: ignore[misc]
-    """The settings editable at run time; an empty field means "the configured
-    default".
+    """The settings editable at run time (:data:`.config.EDITABLE_SETTINGS`, one
+    field each); an empty field means "the configured default".
 
     :attr:`FIELDS` maps each field to its ``JWT_AUTH_*`` name.
     """
 
-    algorithm = SelectField(
-        "Algorithm",
-        choices=[SelectChoice("", "(default)"), *map(SelectChoice, ALGORITHMS)],
-        description="Signs new tokens; needs a key of that algorithm.",
-    )
-    access_token_ttl = _seconds("Access token lifetime", "Seconds, from 30 to 86400.")
-    refresh_token_ttl = _seconds(
-        "Refresh token lifetime",
-        "Seconds a login session lasts unused; longer than the access token's.",
-    )
-    issuer = _text("Issuer", "The iss claim of new tokens.")
-    audience = _text(
-        "Audience", "Comma-separated; the first is written into new tokens."
-    )
-    leeway = _seconds("Leeway", "Seconds of clock skew tolerated, up to 300.")
-    flood_ip_limit = _text(
-        "Failed log-ins per address", "Such as 50 per hour." + _BOUNDS
-    )
-    flood_user_limit = _text(
-        "Failed log-ins per username and address", "Such as 5 per 5 minutes." + _BOUNDS
-    )
-    flood_refresh_limit = _text(
-        "Failed refreshes per address", "Such as 100 per hour." + _BOUNDS
-    )
-
-    FIELDS: t.ClassVar[dict[str, str]] = {
-        "algorithm": "JWT_AUTH_ALGORITHM",
-        "access_token_ttl": "JWT_AUTH_ACCESS_TOKEN_TTL",
-        "refresh_token_ttl": "JWT_AUTH_REFRESH_TOKEN_TTL",
-        "issuer": "JWT_AUTH_ISSUER",
-        "audience": "JWT_AUTH_AUDIENCE",
-        "leeway": "JWT_AUTH_LEEWAY",
-        "flood_ip_limit": "JWT_AUTH_FLOOD_IP_LIMIT",
-        "flood_user_limit": "JWT_AUTH_FLOOD_USER_LIMIT",
-        "flood_refresh_limit": "JWT_AUTH_FLOOD_REFRESH_LIMIT",
-    }
+    FIELDS: t.ClassVar[dict[str, str]] = {s.field: s.name for s in EDITABLE_SETTINGS}
 
     def value_of(self, field_name: str) -> t.Any:
         """The field's value as a stored override: ``None`` for an empty field,
@@ -158,3 +127,7 @@ class SettingsForm(SecureForm):  # type: ignore[misc]
             if field_name == "audience":
                 data = [a.strip() for a in data.split(",") if a.strip()]
         return data if data not in ("", [], None) else None
+
+
+for _setting in EDITABLE_SETTINGS:
+    setattr(SettingsForm, _setting.field, _field(_setting))
