@@ -29,8 +29,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import has_request_context
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import SingletonThreadPool
-from sqlalchemy.pool import StaticPool
 
 from .errors import ConfigurationError
 from .errors import TemporarilyUnavailable
@@ -39,6 +37,7 @@ from .keys import Key
 from .keys import KeySet
 from .keys import asymmetric_key
 from .keys import hmac_key
+from .models import read_apart
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -389,15 +388,7 @@ class KeyStore:
                 verifying, sa.and_(c.kid == configured_kid, c.state == RETIRED)
             )
         statement = sa.select(c.kid, c.state, c.encrypted_key).where(verifying)
-        engine = self.db.engine
-        # A connection of its own: a failed reload (a missing table, say) must
-        # not abort the request's transaction, which the revocation check uses.
-        # SQLite in memory has one shared connection only, so it uses that.
-        if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
-            rows = self.db.session.execute(statement).all()
-        else:
-            with engine.connect() as connection:
-                rows = connection.execute(statement).all()
+        rows = read_apart(self.db, statement)
         return [(row.kid, row.state, row.encrypted_key) for row in rows]
 
 

@@ -8,8 +8,14 @@ since the epoch (UTC), the same on every engine.
 from __future__ import annotations
 
 import dataclasses
+import typing as t
 
 import sqlalchemy as sa
+from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import StaticPool
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
 
 SESSIONS = "jwt_auth_sessions"
 REFRESH_TOKENS = "jwt_auth_refresh_tokens"
@@ -138,3 +144,15 @@ def build_tables(metadata: sa.MetaData) -> Tables:
     return Tables(
         sessions, refresh_tokens, revoked_tokens, keys, settings, user_not_before
     )
+
+
+def read_apart(db: SQLAlchemy, statement: sa.Select[t.Any]) -> list[sa.Row[t.Any]]:
+    """Run a periodic reload's query (the keys, the stored settings) on a
+    connection of its own: a failed reload (a missing table, say) must not abort
+    the request's transaction, which the revocation check uses. SQLite in
+    memory has one shared connection only, so it uses that."""
+    engine = db.engine
+    if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
+        return list(db.session.execute(statement).all())
+    with engine.connect() as connection:
+        return list(connection.execute(statement).all())

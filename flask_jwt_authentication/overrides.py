@@ -27,13 +27,12 @@ import sqlalchemy as sa
 from flask import has_app_context
 from flask import has_request_context
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import SingletonThreadPool
-from sqlalchemy.pool import StaticPool
 
 from . import config
 from .errors import ConfigurationError
 from .errors import TemporarilyUnavailable
 from .keystore import CURRENT
+from .models import read_apart
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -158,13 +157,7 @@ class SettingsStore:
         return sa.select(c.name, c.value).where(c.name.in_(EDITABLE))
 
     def _load(self) -> dict[str, t.Any]:
-        engine = self.db.engine
-        # A connection of its own, as for the keys: a failed reload must not abort
-        # the request's transaction. SQLite in memory has only the one.
-        if isinstance(engine.pool, (StaticPool, SingletonThreadPool)):
-            return self.stored()
-        with engine.connect() as connection:
-            return _decode(connection.execute(self._select()).all())
+        return _decode(read_apart(self.db, self._select()))
 
     def _reload(self) -> None:
         with self._lock:
