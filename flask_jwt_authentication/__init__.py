@@ -4,6 +4,7 @@ detection, revocation, and ``@jwt_required``."""
 from __future__ import annotations
 
 from . import signals
+from .callbacks import default_permission_checker
 from .decorators import current_user
 from .decorators import get_jwt
 from .decorators import jwt_required
@@ -11,7 +12,6 @@ from .errors import ConfigurationError
 from .errors import InvalidToken
 from .errors import TokenRejected
 from .extension import JWTAuthentication
-from .extension import default_permission_checker
 from .state import ACCESS_PERMISSION
 from .state import ADMINISTER_PERMISSION
 from .state import USE_PERMISSION

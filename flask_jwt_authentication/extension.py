@@ -14,10 +14,21 @@ from flask import current_app
 
 from . import config
 from . import signals
-from .errors import ConfigurationError
-from .errors import ServerMisconfigured
-from .keys import KeySet
-from .keys import load_keyset
+from .callbacks import _REQUIRED_CALLBACKS
+from .callbacks import PermissionChecker
+from .callbacks import RolesLoader
+from .callbacks import UserIdentity
+from .callbacks import UserLoader
+from .callbacks import UserLookup
+from .callbacks import UsernameNormalizer
+from .callbacks import _default_identity
+from .callbacks import _missing_user_loader
+from .callbacks import _missing_user_lookup
+from .callbacks import _no_roles
+from .callbacks import _not_registered
+from .callbacks import default_permission_checker
+from .keys import configured_keys
+from .keys import keys_for
 from .keystore import KeyRing
 from .keystore import KeyStore
 from .keystore import key_encryption
@@ -35,9 +46,7 @@ from .passwords import check_credentials
 from .passwords import werkzeug_method
 from .passwords import werkzeug_needs_rehash
 from .passwords import werkzeug_verifier
-from .state import ACCESS_PERMISSION
 from .state import EXTENSION_KEY
-from .state import USE_PERMISSION
 from .state import AppState
 from .state import get_state
 from .store import SessionInfo
@@ -49,88 +58,6 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("flask_jwt_authentication")
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
-
-
-class UserLookup(t.Protocol):
-    """``(username) -> user or None``: finds the user logging in."""
-
-    def __call__(self, username: str, /) -> t.Any: ...
-
-
-class UserLoader(t.Protocol):
-    """``(identity) -> user or None``: loads the user a token was issued to."""
-
-    def __call__(self, identity: t.Any, /) -> t.Any: ...
-
-
-class UserIdentity(t.Protocol):
-    """``(user) -> str or int``: the identity written into tokens as ``uid``."""
-
-    def __call__(self, user: t.Any, /) -> t.Any: ...
-
-
-class UsernameNormalizer(t.Protocol):
-    """``(username) -> str``: the form the user lookup and the flood counter use."""
-
-    def __call__(self, username: str, /) -> str: ...
-
-
-class RolesLoader(t.Protocol):
-    """``(user) -> iterable of role names, or None``: the roles written into tokens."""
-
-    def __call__(self, user: t.Any, /) -> t.Iterable[str] | None: ...
-
-
-class PermissionChecker(t.Protocol):
-    """``(user or None, permission) -> bool``."""
-
-    def __call__(self, user: t.Any, permission: str, /) -> bool: ...
-
-
-def _not_registered(decorator: str, signature: str) -> ServerMisconfigured:
-    """Log what to register and return the error the client gets (500)."""
-    logger.error(
-        "No @jwt.%s is registered: decorate a function (%s) with @jwt.%s."
-        " Until then the endpoints issue no tokens and answer 500 server_error.",
-        decorator,
-        signature,
-        decorator,
-    )
-    return ServerMisconfigured()
-
-
-def _missing_user_lookup(username: str) -> t.Any:
-    raise _not_registered("user_lookup", "username -> user or None")
-
-
-def _missing_user_loader(identity: t.Any) -> t.Any:
-    raise _not_registered("user_loader", "identity -> user or None")
-
-
-#: The callbacks every application registers, by decorator, with their defaults.
-_REQUIRED_CALLBACKS = {
-    "user_lookup": ("_user_lookup", _missing_user_lookup, "username -> user or None"),
-    "user_loader": ("_user_loader", _missing_user_loader, "identity -> user or None"),
-}
-
-
-def _default_identity(user: t.Any) -> t.Any:
-    return user.id
-
-
-def _no_roles(user: t.Any) -> None:
-    return None
-
-
-def default_permission_checker(user: t.Any, permission: str) -> bool:
-    """The defaults of the contract: obtaining tokens is open to everyone, logging
-    out to every authenticated user, administration to nobody, and any other
-    permission to nobody."""
-    if permission == ACCESS_PERMISSION:
-        return True
-    if permission == USE_PERMISSION:
-        return user is not None
-    return False
 
 
 class JWTAuthentication:
@@ -198,7 +125,7 @@ class JWTAuthentication:
                 )
         settings = config.load_settings(app.config, app.name)
         encryption = key_encryption(app.config.get("JWT_AUTH_KEY_ENCRYPTION_KEY"))
-        configured = _configured_keys(app.config, settings.algorithm, encryption)
+        configured = configured_keys(app.config, settings.algorithm, encryption)
         tables = build_tables(db.metadata)
         ring = KeyRing(
             configured,
@@ -221,7 +148,7 @@ class JWTAuthentication:
                 app_name=app.name,
                 keys=ring,
                 flood=flood,
-                configured_keys=functools.partial(_keys_for, app.config, encryption),
+                configured_keys=functools.partial(keys_for, app.config, encryption),
             ),
         )
         # Reloads happen before a request takes a database connection, never
@@ -567,36 +494,3 @@ class JWTAuthentication:
             sessions_revoked=count,
         )
         return count
-
-
-def _configured_keys(
-    app_config: t.Mapping[str, t.Any], algorithm: str, encryption: t.Any
-) -> KeySet | None:
-    """The key from configuration; optional when keys can be stored instead."""
-    try:
-        return load_keyset(app_config, algorithm)
-    except ConfigurationError:
-        if encryption is None or _has_key_setting(app_config):
-            raise
-        return None
-
-
-def _keys_for(
-    app_config: t.Mapping[str, t.Any], encryption: t.Any, algorithm: str
-) -> KeySet | None:
-    """The configured key for ``algorithm``, or ``None`` if it has none."""
-    try:
-        return load_keyset(app_config, algorithm)
-    except ConfigurationError:
-        return None
-
-
-def _has_key_setting(app_config: t.Mapping[str, t.Any]) -> bool:
-    return any(
-        app_config.get(name)
-        for name in (
-            "JWT_AUTH_SECRET_KEY",
-            "JWT_AUTH_PRIVATE_KEY",
-            "JWT_AUTH_PUBLIC_KEY",
-        )
-    )

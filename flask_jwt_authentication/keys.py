@@ -389,3 +389,37 @@ def load_keyset(config: t.Mapping[str, t.Any], algorithm: str) -> KeySet:
             config.get("JWT_AUTH_PUBLIC_KEY"),
         )
     )
+
+
+def configured_keys(
+    app_config: t.Mapping[str, t.Any], algorithm: str, encryption: t.Any
+) -> KeySet | None:
+    """The key from configuration; optional when keys can be stored instead."""
+    try:
+        return load_keyset(app_config, algorithm)
+    except ConfigurationError:
+        if encryption is None or _has_key_setting(app_config):
+            raise
+        return None
+
+
+def keys_for(
+    app_config: t.Mapping[str, t.Any], encryption: t.Any, algorithm: str
+) -> KeySet | None:
+    """The configured key for ``algorithm``, or ``None`` if it has none (the
+    run-time algorithm switch asks)."""
+    try:
+        return load_keyset(app_config, algorithm)
+    except ConfigurationError:
+        return None
+
+
+def _has_key_setting(app_config: t.Mapping[str, t.Any]) -> bool:
+    return any(
+        app_config.get(name)
+        for name in (
+            "JWT_AUTH_SECRET_KEY",
+            "JWT_AUTH_PRIVATE_KEY",
+            "JWT_AUTH_PUBLIC_KEY",
+        )
+    )
