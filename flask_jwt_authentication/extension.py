@@ -27,9 +27,9 @@ from .callbacks import _missing_user_lookup
 from .callbacks import _no_roles
 from .callbacks import _not_registered
 from .callbacks import default_permission_checker
+from .keyring import KeyRing
 from .keys import configured_keys
 from .keys import keys_for
-from .keystore import KeyRing
 from .keystore import KeyStore
 from .keystore import key_encryption
 from .limits import FloodControl

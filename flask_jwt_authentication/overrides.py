@@ -38,7 +38,7 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from .keys import KeySet
-    from .keystore import KeyRing
+    from .keyring import KeyRing
     from .limits import FloodControl
 
 logger = logging.getLogger("flask_jwt_authentication")

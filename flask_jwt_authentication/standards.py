@@ -22,16 +22,16 @@ from .errors import InvalidClient
 from .errors import InvalidRequest
 from .errors import InvalidToken
 from .errors import UnsupportedTokenType
+from .inputs import no_store
+from .inputs import read_body
+from .inputs import read_json_object
+from .inputs import string_field
 from .introspection import IntrospectionClients
 from .introspection import load_clients
 from .login import client_address
 from .passwords import is_active
 from .state import AppState
 from .state import get_state
-from .views import _no_store
-from .views import _read_json_object
-from .views import _string_field
-from .views import read_body
 
 if t.TYPE_CHECKING:
     from .config import Settings
@@ -47,7 +47,7 @@ def _read_params() -> dict[str, t.Any]:
     """The request's parameters: a form (RFC 7009 §2.1, RFC 7662 §2.1) or a JSON
     object, within the body size cap."""
     if request.mimetype != _FORM:
-        return _read_json_object()
+        return read_json_object()
     data = read_body(get_state().settings.max_body_size)
     try:
         pairs = parse_qsl(data.decode("utf-8"), keep_blank_values=True, errors="strict")
@@ -62,8 +62,8 @@ def _read_params() -> dict[str, t.Any]:
 
 def _token_params() -> tuple[str, str | None]:
     params = _read_params()
-    token = t.cast(str, _string_field(params, "token", tokens.MAX_TOKEN_LENGTH))
-    hint = _string_field(params, "token_type_hint", 64, required=False)
+    token = t.cast(str, string_field(params, "token", tokens.MAX_TOKEN_LENGTH))
+    hint = string_field(params, "token_type_hint", 64, required=False)
     return token, hint
 
 
@@ -161,7 +161,7 @@ def revoke() -> Response:
             f"Tokens of type {hint!r} cannot be revoked here; "
             "this server issues access_token and refresh_token."
         )
-    return _no_store(Response(status=200))
+    return no_store(Response(status=200))
 
 
 def _revoke(state: AppState, token: str, hint: str | None) -> bool:
@@ -265,7 +265,7 @@ def make_introspect(clients: IntrospectionClients) -> t.Callable[[], Response]:
                 body = _introspect_refresh(state, token)
                 if body is not None:
                     break
-        return _no_store(jsonify(body or {"active": False}))
+        return no_store(jsonify(body or {"active": False}))
 
     return introspect
 

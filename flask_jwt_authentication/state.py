@@ -22,8 +22,8 @@ if t.TYPE_CHECKING:
 
     from . import config
     from .extension import JWTAuthentication
+    from .keyring import KeyRing
     from .keys import KeySet
-    from .keystore import KeyRing
     from .limits import FloodControl
     from .models import Tables
     from .overrides import SettingsStore

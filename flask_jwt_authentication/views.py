@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 import typing as t
 import uuid
@@ -14,7 +13,6 @@ from flask import jsonify
 from flask import request
 from flask.blueprints import BlueprintSetupState
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import Rule
 
@@ -26,12 +24,16 @@ from .decorators import current_authentication
 from .errors import AccessDenied
 from .errors import InsufficientScope
 from .errors import InvalidGrant
-from .errors import InvalidRequest
 from .errors import JWTAuthError
 from .errors import MethodNotAllowed
 from .errors import NotFound
-from .errors import PayloadTooLarge
-from .errors import UnsupportedMediaType
+from .inputs import clear_refresh_cookie
+from .inputs import no_store
+from .inputs import presented_refresh_token
+from .inputs import read_json_object
+from .inputs import require_csrf_header
+from .inputs import require_json_body
+from .inputs import string_field
 from .keys import Key
 from .login import MAX_PASSWORD_LENGTH
 from .login import MAX_REFRESH_TOKEN_LENGTH
@@ -46,79 +48,6 @@ from .state import get_state
 
 if t.TYPE_CHECKING:
     from .config import Settings
-
-
-def _read_json_object(*, required: bool = True) -> dict[str, t.Any]:
-    """The request body as a JSON object, within the size cap.
-
-    The body is parsed whatever its ``Content-Type``, so ``curl -d`` works, but it
-    must be UTF-8 JSON (RFC 8259) holding an object.
-    """
-    data = read_body(get_state().settings.max_body_size)
-    if not data.strip():
-        if required:
-            raise InvalidRequest("The request body must be a JSON object.")
-        return {}
-    try:
-        value = json.loads(data.decode("utf-8"), parse_constant=tokens.reject_constant)
-    except (ValueError, RecursionError):
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return value
-
-
-def read_body(cap: int) -> bytes:
-    """The request body, at most ``cap`` bytes.
-
-    :raises PayloadTooLarge: it is longer.
-    :raises InvalidRequest: it cannot be read (a malformed chunked encoding,
-        which each WSGI server reports with an exception of its own).
-    """
-    length = request.content_length
-    if length is not None and length > cap:
-        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
-    try:
-        if length is not None:
-            # Cached, so a body an application hook read first is still seen.
-            data = request.get_data(cache=True)
-        else:
-            data = request.stream.read(cap + 1)
-    except HTTPException:
-        raise  # Werkzeug's own answers (413 for MAX_CONTENT_LENGTH, say)
-    except Exception:
-        # Werkzeug raises OSError or ValueError, gunicorn a ParseException of
-        # its own (InvalidChunkSize): the client sent a body that cannot be read.
-        raise InvalidRequest(
-            "The request body cannot be read: its transfer encoding is malformed."
-        ) from None
-    if len(data) > cap:
-        raise PayloadTooLarge(f"The request body is larger than {cap} bytes.")
-    return data
-
-
-def _string_field(
-    body: t.Mapping[str, t.Any], name: str, max_length: int, *, required: bool = True
-) -> str | None:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"{name!r} must be a non-empty string.")
-    if len(value) > max_length:
-        raise InvalidRequest(f"{name!r} is longer than {max_length} characters.")
-    # NUL and lone surrogates cannot be stored or compared reliably: refuse them
-    # before they reach a lookup or a database.
-    if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
-        raise InvalidRequest(f"{name!r} contains characters that are not allowed.")
-    return value
-
-
-def _no_store(response: Response) -> Response:
-    # RFC 6749 §5.1: token responses must not be cached.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
 
 
 def _role_list(roles: t.Iterable[str]) -> list[str]:
@@ -182,11 +111,11 @@ def _issue(
         "refresh_expires_in": refresh_expires_at - now,
     }
     if not settings.refresh_cookie:
-        return _no_store(jsonify(body)), claims
+        return no_store(jsonify(body)), claims
     # Cookie mode: the refresh token is out of reach of scripts, and sent only to
     # the refresh endpoint.
     del body["refresh_token"]
-    response = _no_store(jsonify(body))
+    response = no_store(jsonify(body))
     response.set_cookie(
         settings.refresh_cookie_name,
         refresh_token,
@@ -199,84 +128,18 @@ def _issue(
     return response, claims
 
 
-def _clear_refresh_cookie(settings: Settings, response: Response) -> Response:
-    if settings.refresh_cookie:
-        response.delete_cookie(
-            settings.refresh_cookie_name,
-            path=f"{settings.url_prefix}/refresh",
-            secure=True,
-            httponly=True,
-            samesite="Strict",
-        )
-    return response
-
-
-def _presented_refresh_token(settings: Settings) -> str:
-    """The refresh token of the request: the body's, else (cookie mode) the cookie's.
-
-    A token taken from the cookie must come with the configured custom header
-    (``X-Requested-With`` by default). Browsers attach cookies to cross-site
-    requests but let a page add custom headers only to same-origin requests or
-    after a CORS preflight the server does not grant, so the header proves the
-    request came from our own front-end. This needs no state and no token in
-    JavaScript, unlike a double-submit token; SameSite=Strict is the first line.
-    """
-    if settings.refresh_cookie:
-        # Whatever carries the token, the answer sets the cookie: a cross-site
-        # form posting a token of the attacker's in its body must not swap it.
-        _require_csrf_header(settings, "A refresh with the cookie")
-        _require_json_body()
-    body = _read_json_object(required=not settings.refresh_cookie)
-    presented = _string_field(
-        body,
-        "refresh_token",
-        MAX_REFRESH_TOKEN_LENGTH,
-        required=not settings.refresh_cookie,
-    )
-    if presented is not None:
-        return presented
-    cookie = request.cookies.get(settings.refresh_cookie_name)
-    if not cookie:
-        raise InvalidRequest("Send the refresh token in the body or its cookie.")
-    field = {"refresh_token": cookie}
-    return t.cast(str, _string_field(field, "refresh_token", MAX_REFRESH_TOKEN_LENGTH))
-
-
-def _require_csrf_header(settings: Settings, what: str) -> None:
-    """Cookie mode: refuse a request without the custom header (see
-    :func:`_presented_refresh_token`)."""
-    if not request.headers.get(settings.refresh_cookie_csrf_header):
-        raise AccessDenied(
-            f"{what} needs the {settings.refresh_cookie_csrf_header} header."
-        )
-
-
-def _require_json_body() -> None:
-    """Cookie mode: a body must be ``application/json``. A form (``text/plain``
-    included) is a CORS-simple request a cross-site page can send without a
-    preflight; such a request must never set the refresh cookie."""
-    if request.content_length == 0 or (
-        request.content_length is None and "Transfer-Encoding" not in request.headers
-    ):
-        return
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType(
-            "In cookie mode the request body must be application/json."
-        )
-
-
 def login() -> Response:
     """``POST {prefix}/tokens``: exchange a username and password for a token pair."""
     state = get_state()
     key = state.keyset.current  # before any database work, see _issue
-    body = _read_json_object()
+    body = read_json_object()
     if state.settings.refresh_cookie:
         # The answer sets the refresh cookie: a cross-site form must not log the
         # browser in to an account of the attacker's choosing (login CSRF).
-        _require_csrf_header(state.settings, "A log-in in cookie mode")
-        _require_json_body()
-    raw_username = t.cast(str, _string_field(body, "username", MAX_USERNAME_LENGTH))
-    password = t.cast(str, _string_field(body, "password", MAX_PASSWORD_LENGTH))
+        require_csrf_header(state.settings, "A log-in in cookie mode")
+        require_json_body()
+    raw_username = t.cast(str, string_field(body, "username", MAX_USERNAME_LENGTH))
+    password = t.cast(str, string_field(body, "password", MAX_PASSWORD_LENGTH))
     user = check_login(state, raw_username, password)
     ext, store = state.extension, state.store
     if not ext.has_permission(user, ACCESS_PERMISSION):
@@ -325,7 +188,7 @@ def _refresh(state: AppState, presented: str) -> Response:
 def refresh() -> Response:
     """``POST {prefix}/refresh``: consume a refresh token for a new pair."""
     state = get_state()
-    presented = _presented_refresh_token(state.settings)
+    presented = presented_refresh_token(state.settings)
     try:
         return _refresh(state, presented)
     except InvalidGrant:
@@ -346,8 +209,8 @@ def logout() -> Response:
     assert auth is not None
     if not state.extension.has_permission(auth.user, USE_PERMISSION):
         raise InsufficientScope("You may not log out.").with_realm(state.settings.realm)
-    body = _read_json_object(required=False)
-    presented = _string_field(
+    body = read_json_object(required=False)
+    presented = string_field(
         body, "refresh_token", MAX_REFRESH_TOKEN_LENGTH, required=False
     )
     store, claims = state.store, auth.claims
@@ -378,7 +241,7 @@ def logout() -> Response:
         user=auth.user,
         payload=claims,
     )
-    return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
+    return clear_refresh_cookie(state.settings, no_store(Response(status=204)))
 
 
 def _session_owner() -> tuple[AppState, t.Any, dict[str, t.Any]]:
@@ -402,7 +265,7 @@ def list_sessions() -> Response:
             state.extension.identity_key(user), now=int(time.time())
         )
     body = [dict(s.to_dict(), current=s.id == claims["sid"]) for s in sessions]
-    return _no_store(jsonify({"sessions": body}))
+    return no_store(jsonify({"sessions": body}))
 
 
 def revoke_all_sessions() -> Response:
@@ -416,7 +279,7 @@ def revoke_all_sessions() -> Response:
             reason="logout everywhere",
         )
         store.commit()
-    return _clear_refresh_cookie(state.settings, _no_store(Response(status=204)))
+    return clear_refresh_cookie(state.settings, no_store(Response(status=204)))
 
 
 def revoke_one_session(session_id: str) -> Response:
@@ -438,7 +301,7 @@ def revoke_one_session(session_id: str) -> Response:
         store.commit()
     if not revoked:
         raise NotFound("No such session.")
-    return _no_store(Response(status=204))
+    return no_store(Response(status=204))
 
 
 def jwks() -> Response:
@@ -462,7 +325,7 @@ def _server_error(error: InternalServerError) -> Response:
     }
     response = jsonify(body)
     response.status_code = 500
-    return _no_store(response)
+    return no_store(response)
 
 
 def _dispatch(

@@ -13,6 +13,7 @@ from flask import flash
 from flask import request
 from werkzeug.wrappers import Response
 
+from .. import listing
 from ..state import AppState
 from ..state import get_state
 from .forms import SessionForm
@@ -49,8 +50,9 @@ class SessionsView(AdminView):
         now = int(time.time())
         store = state.store
         with store.unavailable_on_error():
-            total = store.count_session_records(user_keys=user_keys, now=now)
-            records = store.session_records(
+            total = listing.count_session_records(store, user_keys=user_keys, now=now)
+            records = listing.session_records(
+                store,
                 user_keys=user_keys,
                 now=now,
                 limit=PAGE_SIZE,
@@ -195,9 +197,9 @@ class RevokedTokensView(AdminView):
         store = get_state().store
         page = _page_number()
         with store.unavailable_on_error():
-            total = store.count_revoked_tokens()
-            rows = store.revoked_token_records(
-                limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+            total = listing.count_revoked_tokens(store)
+            rows = listing.revoked_token_records(
+                store, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
             )
         return self.page(
             200,
