@@ -37,8 +37,8 @@ from .models import read_apart
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
-    from .keys import KeySet
     from .keyring import KeyRing
+    from .keys import KeySet
     from .limits import FloodControl
 
 logger = logging.getLogger("flask_jwt_authentication")
