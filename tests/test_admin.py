@@ -272,16 +272,7 @@ def test_the_cookie_is_secure_by_default_even_behind_a_tls_proxy(make_app):
     plain HTTP: the cookie is Secure all the same."""
     env = make_admin_app(make_app, JWT_AUTH_ADMIN_COOKIE_SECURE=True)
     del env.app.config["JWT_AUTH_ADMIN_COOKIE_SECURE"]  # the default
-    client = env.app.test_client()
-    page = client.get(SIGN_IN)
-    response = client.post(
-        SIGN_IN,
-        data={
-            "csrf_token": csrf_token(page.text),
-            "username": "root",
-            "password": PASSWORD,
-        },
-    )
+    response = sign_in(env.app.test_client())
     assert response.status_code == 303
     cookie = next(
         c for c in response.headers.getlist("Set-Cookie") if c.startswith(COOKIE_NAME)

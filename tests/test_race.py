@@ -70,11 +70,11 @@ class LiveServer:
         return response.status, parsed
 
 
-@pytest.fixture
-def live_server(
+def _serve_alice(
     make_app: t.Callable[..., AppEnv],
     database_url: str,
     serve: t.Callable[[AppEnv], int],
+    **config: t.Any,
 ) -> LiveServer:
     """The test app with ``alice`` on a threaded server on 127.0.0.1."""
     # A pool that holds every racing request's connection: with the default one
@@ -90,11 +90,20 @@ def live_server(
         database_url,
         RATELIMIT_ENABLED=False,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options,
-        # Keys reload during the bursts: a reload must not stall the requests.
-        JWT_AUTH_KEYS_REFRESH_INTERVAL=1,
+        **config,
     )
     env.create_user("alice")
     return LiveServer(env=env, host="127.0.0.1", port=serve(env))
+
+
+@pytest.fixture
+def live_server(
+    make_app: t.Callable[..., AppEnv],
+    database_url: str,
+    serve: t.Callable[[AppEnv], int],
+) -> LiveServer:
+    # Keys reload during the bursts: a reload must not stall the requests.
+    return _serve_alice(make_app, database_url, serve, JWT_AUTH_KEYS_REFRESH_INTERVAL=1)
 
 
 def _race(server: LiveServer, refresh_token: str) -> list[tuple[int, t.Any]]:
@@ -211,19 +220,7 @@ def grace_server(
     serve: t.Callable[[AppEnv], int],
 ) -> LiveServer:
     """As ``live_server``, with a grace window of a minute."""
-    engine_options = (
-        {"connect_args": {"timeout": 30}}
-        if database_url.startswith("sqlite")
-        else {"pool_pre_ping": True, "pool_size": THREADS + 2}
-    )
-    env = make_app(
-        database_url,
-        RATELIMIT_ENABLED=False,
-        SQLALCHEMY_ENGINE_OPTIONS=engine_options,
-        JWT_AUTH_REFRESH_GRACE_PERIOD=60,
-    )
-    env.create_user("alice")
-    return LiveServer(env=env, host="127.0.0.1", port=serve(env))
+    return _serve_alice(make_app, database_url, serve, JWT_AUTH_REFRESH_GRACE_PERIOD=60)
 
 
 GRACE_ROUNDS = 10
