@@ -92,11 +92,8 @@ def delete_expired(
     expired_sessions, expired_jtis = _expired(store, now)
     counts = {"sessions": 0, "refresh_tokens": 0, "revoked_tokens": 0}
     execute = store.db.session.execute
-    while time.monotonic() < deadline:
-        _begin_batch(store)
-        ids = list(execute(expired_sessions.limit(batch_size)).scalars())
-        if not ids:
-            break
+
+    def sessions_batch(ids: list[t.Any]) -> None:
         deleted = execute(sa.delete(rt).where(rt.c.session_id.in_(ids)))
         counts["refresh_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
         deleted = execute(
@@ -105,17 +102,22 @@ def delete_expired(
             )
         )
         counts["sessions"] += deleted.rowcount  # type: ignore[attr-defined]
-        store.commit()
-        if progress is not None:
-            progress(dict(counts))
-    while time.monotonic() < deadline:
-        _begin_batch(store)
-        jtis = list(execute(expired_jtis.limit(batch_size)).scalars())
-        if not jtis:
-            break
+
+    def jtis_batch(jtis: list[t.Any]) -> None:
         deleted = execute(sa.delete(revoked).where(revoked.c.jti.in_(jtis)))
         counts["revoked_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
-        store.commit()
-        if progress is not None:
-            progress(dict(counts))
+
+    for expired, delete in (
+        (expired_sessions, sessions_batch),
+        (expired_jtis, jtis_batch),
+    ):
+        while time.monotonic() < deadline:
+            _begin_batch(store)
+            keys = list(execute(expired.limit(batch_size)).scalars())
+            if not keys:
+                break
+            delete(keys)
+            store.commit()
+            if progress is not None:
+                progress(dict(counts))
     return counts
