@@ -100,7 +100,10 @@ def authenticate(
             user = state.load_user(claims["uid"])
             setattr(g, _G_KEY, Authentication(claims, user, token))
         else:
-            claims = tokens.decode(token, state.settings, state.keyset)
+            try:
+                claims = tokens.decode(token, state.settings, state.keyset)
+            except tokens.TokenError as e:
+                raise InvalidToken(str(e)) from None
             store = state.store
             with store.unavailable_on_error():
                 reason = store.revocation_status(

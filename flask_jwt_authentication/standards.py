@@ -72,7 +72,7 @@ def _verified_access_token(state: AppState, token: str) -> dict[str, t.Any] | No
     as a protected route checks it; ``None`` otherwise."""
     try:
         claims = tokens.decode(token, state.settings, state.keyset)
-    except InvalidToken:
+    except tokens.TokenError:
         return None
     store = state.store
     with store.unavailable_on_error():
@@ -174,7 +174,7 @@ def _revoke(state: AppState, token: str, hint: str | None) -> bool:
         if kind == "access" and _looks_like_jws(token):
             try:
                 claims = tokens.decode(token, state.settings, state.keyset)
-            except InvalidToken:
+            except tokens.TokenError:
                 continue
             with store.unavailable_on_error():
                 try:

@@ -85,13 +85,16 @@ class VerifyOnlyState:
         :raises InvalidToken: the token is not a valid access token.
         :raises TemporarilyUnavailable: no key could be fetched yet.
         """
-        header = tokens.unverified_header(token)
-        # Only a token that could verify may make us fetch for its kid.
-        fits = header.get("alg") == self.settings.algorithm
-        kid = header.get("kid") if fits else None
-        return tokens.decode(
-            token, self.settings, self.keys.keyset(kid), canonical=False
-        )
+        try:
+            header = tokens.unverified_header(token)
+            # Only a token that could verify may make us fetch for its kid.
+            fits = header.get("alg") == self.settings.algorithm
+            kid = header.get("kid") if fits else None
+            return tokens.decode(
+                token, self.settings, self.keys.keyset(kid), canonical=False
+            )
+        except tokens.TokenError as e:
+            raise InvalidToken(str(e)) from None
 
     def load_user(self, identity: t.Any) -> t.Any:
         """The user loader's result for ``identity``; ``None`` without a loader.

@@ -19,7 +19,6 @@ import time
 import typing as t
 import uuid
 
-from .errors import InvalidToken
 from .keys import Key
 from .keys import KeySet
 from .keys import b64url
@@ -29,6 +28,15 @@ if t.TYPE_CHECKING:
 
 #: The access token's ``typ`` header (RFC 9068 §2.1).
 ACCESS_TOKEN_TYPE = "at+jwt"
+
+
+class TokenError(ValueError):
+    """A token is not a valid access token; the message says why.
+
+    Raised by this module, which knows nothing of HTTP: the decorator and the
+    standard endpoints answer it with
+    :class:`~flask_jwt_authentication.errors.InvalidToken` (401).
+    """
 #: ``typ`` values accepted when verifying, compared case-insensitively (RFC 9068 §4).
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Claims the extension writes and receivers of ``jwt_created`` may not change.
@@ -144,14 +152,14 @@ def encode(
 def _b64decode(segment: str) -> bytes:
     """Strict base64url: the URL-safe alphabet only, no padding, canonical bits."""
     if not _SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
-        raise InvalidToken("The token is malformed.")
+        raise TokenError("The token is malformed.")
     try:
         data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError):
-        raise InvalidToken("The token is malformed.") from None
+        raise TokenError("The token is malformed.") from None
     # Unused trailing bits must be zero, so each token has one encoding only.
     if b64url(data) != segment:
-        raise InvalidToken("The token is malformed.")
+        raise TokenError("The token is malformed.")
     return data
 
 
@@ -171,9 +179,9 @@ def _json_object(data: bytes, what: str) -> dict[str, t.Any]:
             parse_constant=reject_constant,
         )
     except (ValueError, RecursionError):
-        raise InvalidToken(f"The token {what} is not valid JSON.") from None
+        raise TokenError(f"The token {what} is not valid JSON.") from None
     if not isinstance(value, dict):
-        raise InvalidToken(f"The token {what} is not a JSON object.")
+        raise TokenError(f"The token {what} is not a JSON object.")
     return value
 
 
@@ -187,12 +195,12 @@ def reject_constant(name: str) -> t.NoReturn:
 def _segments(token: object) -> tuple[str, str, str]:
     """The three segments of a compact JWS, refused early when oversized."""
     if not isinstance(token, str) or not token:
-        raise InvalidToken("The token is malformed.")
+        raise TokenError("The token is malformed.")
     if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidToken("The token is too long.")
+        raise TokenError("The token is too long.")
     parts = token.split(".")
     if len(parts) != 3:
-        raise InvalidToken("The token is malformed.")
+        raise TokenError("The token is malformed.")
     return parts[0], parts[1], parts[2]
 
 
@@ -203,7 +211,7 @@ def unverified_header(token: object) -> dict[str, t.Any]:
     Only for choosing where keys come from (the ``kid``) before verification;
     nothing in it is to be trusted.
 
-    :raises InvalidToken: the token or its header is malformed.
+    :raises TokenError: the token or its header is malformed.
     """
     return _json_object(_b64decode(_segments(token)[0]), "header")
 
@@ -222,7 +230,7 @@ def verify_signature(
         most signers do not normalise.
 
     :returns: the protected header and the payload bytes.
-    :raises InvalidToken: the token is malformed, uses another algorithm, names an
+    :raises TokenError: the token is malformed, uses another algorithm, names an
         unknown key, carries critical extensions, or its signature does not verify.
     """
     header_segment, payload_segment, signature_segment = _segments(token)
@@ -230,47 +238,47 @@ def verify_signature(
     payload = _b64decode(payload_segment)
     signature = _b64decode(signature_segment)
     if header.get("alg") != algorithm:
-        raise InvalidToken("The token is signed with an unexpected algorithm.")
+        raise TokenError("The token is signed with an unexpected algorithm.")
     if "crit" in header:
         # RFC 7515 §4.1.11: no extension is understood here, so none may be critical.
-        raise InvalidToken("The token uses unsupported critical header parameters.")
+        raise TokenError("The token uses unsupported critical header parameters.")
     if "kid" in header and (not isinstance(header["kid"], str) or not header["kid"]):
         # RFC 7515 §4.1.4: a kid, when present, is a string; null is not "absent".
-        raise InvalidToken("The token's kid header is not a non-empty string.")
+        raise TokenError("The token's kid header is not a non-empty string.")
     keys = keyset.candidates(header.get("kid"))
     if not keys:
-        raise InvalidToken("The token is signed with an unknown key.")
+        raise TokenError("The token is signed with an unknown key.")
     if canonical and _is_high_s(algorithm, signature):
-        raise InvalidToken("The token signature is not in its canonical form.")
+        raise TokenError("The token signature is not in its canonical form.")
     signing_input = (header_segment + "." + payload_segment).encode("ascii")
     for key in keys:
         if key.algorithm == algorithm and key.jws_algorithm.verify(
             signing_input, key.verifying_key, signature
         ):
             return header, payload
-    raise InvalidToken("The token signature is invalid.")
+    raise TokenError("The token signature is invalid.")
 
 
 def _numeric_date(claims: t.Mapping[str, t.Any], name: str) -> float:
     value = claims.get(name)
     if value is None:
-        raise InvalidToken(f"The token has no {name} claim.")
+        raise TokenError(f"The token has no {name} claim.")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidToken(f"The token's {name} claim is not a NumericDate.")
+        raise TokenError(f"The token's {name} claim is not a NumericDate.")
     try:
         date = float(value)
     except OverflowError:
         # An integer beyond the range of a float (JSON allows any number of digits).
-        raise InvalidToken(f"The token's {name} claim is not a NumericDate.") from None
+        raise TokenError(f"The token's {name} claim is not a NumericDate.") from None
     if not math.isfinite(date):
-        raise InvalidToken(f"The token's {name} claim is not a NumericDate.")
+        raise TokenError(f"The token's {name} claim is not a NumericDate.")
     return date
 
 
 def _identifier(claims: t.Mapping[str, t.Any], name: str) -> str:
     value = claims.get(name)
     if not isinstance(value, str) or not value or len(value) > _MAX_ID_LENGTH:
-        raise InvalidToken(f"The token's {name} claim is missing or invalid.")
+        raise TokenError(f"The token's {name} claim is missing or invalid.")
     return value
 
 
@@ -287,37 +295,37 @@ def check_claims(
     ``aud``, the ``typ`` header, then the required claims ``sub``, ``uid``, ``jti``
     and ``sid`` and their types.
 
-    :raises InvalidToken: a check failed; the description says which.
+    :raises TokenError: a check failed; the description says which.
     """
     current = time.time() if now is None else now
     leeway = settings.leeway
     # RFC 7519 §4.1.4: the current time must be before exp.
     if current >= _numeric_date(claims, "exp") + leeway:
-        raise InvalidToken("The token has expired.")
+        raise TokenError("The token has expired.")
     if _numeric_date(claims, "nbf") > current + leeway:
-        raise InvalidToken("The token is not valid yet.")
+        raise TokenError("The token is not valid yet.")
     if _numeric_date(claims, "iat") > current + leeway:
-        raise InvalidToken("The token was issued in the future.")
+        raise TokenError("The token was issued in the future.")
     if claims.get("iss") != settings.issuer:
-        raise InvalidToken("The token has another issuer.")
+        raise TokenError("The token has another issuer.")
     audience = claims.get("aud")
     if settings.audience:
         accepted = [audience] if isinstance(audience, str) else audience
         if not isinstance(accepted, list) or not any(
             isinstance(a, str) and a in settings.audience for a in accepted
         ):
-            raise InvalidToken("The token is meant for another audience.")
+            raise TokenError("The token is meant for another audience.")
     elif audience is not None:
         # RFC 7519 §4.1.3: a token with an audience we are not part of is refused.
-        raise InvalidToken("The token is meant for another audience.")
+        raise TokenError("The token is meant for another audience.")
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYPES:
         # RFC 8725 §3.11 / RFC 9068 §4: explicit typing keeps other JWTs out.
-        raise InvalidToken("The token is not an access token.")
+        raise TokenError("The token is not an access token.")
     subject = _identifier(claims, "sub")
     uid = claims.get("uid")
     if isinstance(uid, bool) or not isinstance(uid, (str, int)) or str(uid) != subject:
-        raise InvalidToken("The token's uid claim is missing or invalid.")
+        raise TokenError("The token's uid claim is missing or invalid.")
     _identifier(claims, "jti")
     session = _identifier(claims, "sid")
     try:
@@ -325,7 +333,7 @@ def check_claims(
     except ValueError:
         canonical = False
     if not canonical:
-        raise InvalidToken("The token's sid claim is missing or invalid.")
+        raise TokenError("The token's sid claim is missing or invalid.")
 
 
 def decode(
@@ -346,7 +354,7 @@ def decode(
     :param keyset: the keys that may verify.
     :param now: the current time, seconds since the epoch; defaults to the clock.
     :param canonical: see :func:`verify_signature`.
-    :raises InvalidToken: the token is not a valid access token.
+    :raises TokenError: the token is not a valid access token.
     """
     header, payload = verify_signature(
         token, keyset, settings.algorithm, canonical=canonical
