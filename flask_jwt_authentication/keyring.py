@@ -4,12 +4,10 @@ every ``JWT_AUTH_KEYS_REFRESH_INTERVAL`` seconds (see :mod:`.keystore`)."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from cryptography.fernet import InvalidToken as FernetInvalidToken
 from flask import has_request_context
-from sqlalchemy import exc as sa_exc
 
 from .errors import TemporarilyUnavailable
 from .keys import Key
@@ -21,6 +19,7 @@ from .keystore import RETIRING
 from .keystore import KeyStore
 from .keystore import Retirement
 from .keystore import key_from_material
+from .periodic import Periodic
 
 logger = logging.getLogger("flask_jwt_authentication")
 
@@ -47,11 +46,14 @@ class KeyRing:
         self.configured = configured
         self.store = store
         self.algorithm = algorithm
-        self.interval = interval
+        self._reloads = Periodic(interval, "signing keys")
         self._keyset = configured
         self._parsed: dict[str, Key] = {}
-        self._next_load = 0.0
-        self._lock = threading.Lock()
+
+    @property
+    def interval(self) -> float:
+        """Seconds between reloads."""
+        return self._reloads.interval
 
     def keyset(self) -> KeySet:
         """The current key set.
@@ -62,9 +64,7 @@ class KeyRing:
 
         :raises TemporarilyUnavailable: there is no signing key at all yet.
         """
-        if time.monotonic() >= self._next_load and (
-            self._keyset is None or not has_request_context()
-        ):
+        if self._reloads.due and (self._keyset is None or not has_request_context()):
             self._reload()
         if self._keyset is None:
             logger.error(
@@ -81,23 +81,23 @@ class KeyRing:
         and waiting for one while holding another (and perhaps a write lock)
         could stall every request once the pool is exhausted.
         """
-        if time.monotonic() >= self._next_load:
+        if self._reloads.due:
             self._reload()
 
     def use_algorithm(self, algorithm: str, configured: KeySet | None) -> None:
         """Sign and verify with ``algorithm`` from now on (a run-time settings
         change): its configured key, if any, and its stored keys, loaded on the
         next use."""
-        with self._lock:
+        with self._reloads.lock:
             self.algorithm = algorithm
             self.configured = configured
             self._keyset = configured
             self._parsed.clear()
-            self._next_load = 0.0
+            self._reloads.invalidate()
 
     def invalidate(self) -> None:
         """Reload on the next use (after a change made by this process)."""
-        self._next_load = 0.0
+        self._reloads.invalidate()
 
     def retire(self, kid: str) -> Retirement | None:
         """Retire any key, the configured one included (see
@@ -120,21 +120,15 @@ class KeyRing:
     def _reload(self) -> None:
         # Callers take the key set before any database work (see views._issue):
         # waiting here while holding a pooled connection could exhaust the pool.
-        with self._lock:
-            if time.monotonic() < self._next_load:
-                return
-            configured_kid = (
-                self.configured.current.kid if self.configured is not None else None
-            )
-            try:
-                rows = self.store.load(self.algorithm, time.time(), configured_kid)
-            except sa_exc.SQLAlchemyError as e:
-                # Keep verifying with what we have; try again soon.
-                logger.warning("Could not load signing keys (%s).", type(e).__name__)
-                self._next_load = time.monotonic() + min(self.interval, 1.0)
-                return
-            self._keyset = self._build(rows)
-            self._next_load = time.monotonic() + self.interval
+        # A failed load keeps verifying with what we have.
+        self._reloads.run(self._load)
+
+    def _load(self) -> None:
+        configured_kid = (
+            self.configured.current.kid if self.configured is not None else None
+        )
+        rows = self.store.load(self.algorithm, time.time(), configured_kid)
+        self._keyset = self._build(rows)
 
     def _key(self, kid: str, encrypted: str) -> Key | None:
         key = self._parsed.get(kid)

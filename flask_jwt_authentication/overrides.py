@@ -18,7 +18,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import threading
 import time
 import typing as t
 
@@ -33,6 +32,7 @@ from .errors import ConfigurationError
 from .errors import TemporarilyUnavailable
 from .keystore import CURRENT
 from .models import read_apart
+from .periodic import Periodic
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -101,11 +101,11 @@ class SettingsStore:
         self.flood = flood
         self.configured_keys = configured_keys
         self.base = config.load_settings(app_config, app_name)
-        self.interval = float(self.base.keys_refresh_interval)
+        self._reloads = Periodic(
+            float(self.base.keys_refresh_interval), "stored settings"
+        )
         self._settings = self.base
         self._overrides: dict[str, t.Any] = {}
-        self._next_load = 0.0
-        self._lock = threading.Lock()
 
     # Reading -------------------------------------------------------------------------
 
@@ -117,11 +117,7 @@ class SettingsStore:
         reloaded first if older than the interval; outside any context they are
         returned as they are.
         """
-        if (
-            time.monotonic() >= self._next_load
-            and has_app_context()
-            and not has_request_context()
-        ):
+        if self._reloads.due and has_app_context() and not has_request_context():
             self._reload()
         return self._settings
 
@@ -133,7 +129,7 @@ class SettingsStore:
         and waiting for one while holding another (and perhaps a write lock)
         could stall every request once the pool is exhausted.
         """
-        if time.monotonic() >= self._next_load:
+        if self._reloads.due:
             self._reload()
 
     def defaults(self) -> dict[str, t.Any]:
@@ -160,25 +156,18 @@ class SettingsStore:
         return _decode(read_apart(self.db, self._select()))
 
     def _reload(self) -> None:
-        with self._lock:
-            if time.monotonic() < self._next_load:
-                return
+        self._reloads.run(self._load_and_apply)
+
+    def _load_and_apply(self) -> None:
+        overrides = self._load()
+        if overrides != self._overrides:
             try:
-                overrides = self._load()
-            except sa_exc.SQLAlchemyError as e:
-                logger.warning("Could not load stored settings (%s).", type(e).__name__)
-                self._next_load = time.monotonic() + min(self.interval, 1.0)
-                return
-            if overrides != self._overrides:
-                try:
-                    self._apply(overrides)
-                except ConfigurationError as e:
-                    logger.error(
-                        "The stored settings are invalid and are ignored until"
-                        " fixed: %s",
-                        e,
-                    )
-            self._next_load = time.monotonic() + self.interval
+                self._apply(overrides)
+            except ConfigurationError as e:
+                logger.error(
+                    "The stored settings are invalid and are ignored until fixed: %s",
+                    e,
+                )
 
     def _merged(self, overrides: t.Mapping[str, t.Any]) -> t.Mapping[str, t.Any]:
         return collections.ChainMap(dict(overrides), dict(self.app_config))
@@ -222,9 +211,9 @@ class SettingsStore:
         overrides = {k: v for k, v in overrides.items() if v is not None}
         overrides = self._validate(overrides, changed=set(changes))
         self._write(changes, overrides)
-        with self._lock:
+        with self._reloads.lock:
             self._apply(overrides)
-            self._next_load = time.monotonic() + self.interval
+            self._reloads.loaded()
         logger.info("Settings changed: %s.", ", ".join(sorted(changes)))
 
     def _validate(

@@ -37,6 +37,8 @@ class TokenError(ValueError):
     standard endpoints answer it with
     :class:`~flask_jwt_authentication.errors.InvalidToken` (401).
     """
+
+
 #: ``typ`` values accepted when verifying, compared case-insensitively (RFC 9068 §4).
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Claims the extension writes and receivers of ``jwt_created`` may not change.

@@ -344,12 +344,12 @@ def test_settings_reload_before_a_request_never_during_one(env: AppEnv) -> None:
     save(env, JWT_AUTH_ACCESS_TOKEN_TTL=600)
     with env.app.test_request_context():
         overrides = get_state().overrides
-        overrides._next_load = 0.0  # stale
+        overrides._reloads.invalidate()  # stale
         settings, statements = count(env, lambda: get_state().settings)
         assert settings.access_token_ttl == 600
         assert statements == []
     client = env.app.test_client()
-    overrides._next_load = 0.0
+    overrides._reloads.invalidate()
     response, statements = count(env, lambda: client.get("/api/optional"))
     assert response.status_code == 200
     assert [s for s in statements if TABLE in s], statements
