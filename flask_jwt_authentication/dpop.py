@@ -1,17 +1,35 @@
 """DPoP (RFC 9449): the pure parts, without Flask or a database.
 
-The key thumbprint that binds tokens to a client's key (RFC 7638, RFC 9449 §6)
-and the access-token hash a proof carries on resource requests (RFC 9449 §4.2).
+The key thumbprint that binds tokens to a client's key (RFC 7638, RFC 9449 §6),
+the access-token hash a proof carries on resource requests (RFC 9449 §4.2), and
+the checks of RFC 9449 §4.3 on a proof. What a proof's ``jti`` was seen before
+is the caller's to say (a replay cache shared by every worker).
 """
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import hashlib
 import json
 import typing as t
+import urllib.parse
 
-#: The members of each key type that RFC 7638 §3.2 hashes, in lexicographic order.
+from . import tokens
+from .keys import KeySet
+from .keys import b64url
+from .keys import jwk_thumbprint
+from .remote import UnusableKey
+from .remote import public_key_from_jwk
+
+#: The header type of a proof (RFC 9449 §4.2).
+PROOF_TYPE = "dpop+jwt"
+#: Asymmetric algorithms a proof may use, in the order a challenge lists them.
+ALGORITHMS: tuple[str, ...] = ("ES256", "EdDSA", "ES384", "PS256", "RS256")
+#: The longest proof read.
+MAX_PROOF_LENGTH = 8192
+#: Members only a private key has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: The members of each key type that RFC 7638 §3.2 hashes.
 _THUMBPRINT_MEMBERS: t.Mapping[str, tuple[str, ...]] = {
     "EC": ("crv", "kty", "x", "y"),
     "OKP": ("crv", "kty", "x"),
@@ -19,8 +37,8 @@ _THUMBPRINT_MEMBERS: t.Mapping[str, tuple[str, ...]] = {
 }
 
 
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+class InvalidProof(ValueError):
+    """A DPoP proof fails a check of RFC 9449 §4.3; the message says which."""
 
 
 def thumbprint(jwk: t.Mapping[str, t.Any]) -> str:
@@ -33,17 +51,119 @@ def thumbprint(jwk: t.Mapping[str, t.Any]) -> str:
     members = _THUMBPRINT_MEMBERS.get(t.cast(str, jwk.get("kty")))
     if members is None:
         raise ValueError(f"Unsupported JWK key type {jwk.get('kty')!r}.")
-    required = {}
     for name in members:
         value = jwk.get(name)
         if not isinstance(value, str) or not value:
             raise ValueError(f"The JWK lacks the member {name!r}.")
-        required[name] = value
-    # RFC 7638 §3: no whitespace, members in lexicographic order.
-    canonical = json.dumps(required, separators=(",", ":"), sort_keys=True)
-    return _b64url(hashlib.sha256(canonical.encode("utf-8")).digest())
+    return jwk_thumbprint(jwk)
 
 
 def access_token_hash(token: str) -> str:
     """The ``ath`` claim of a proof: base64url(SHA-256(access token)), RFC 9449 §4.2."""
-    return _b64url(hashlib.sha256(token.encode("ascii")).digest())
+    return b64url(hashlib.sha256(token.encode("ascii")).digest())
+
+
+def normalized_uri(uri: str) -> str:
+    """``uri`` as proofs are compared (RFC 9449 §4.3 check 9, RFC 3986 §6):
+    scheme and host in lower case, the default port dropped, no query or
+    fragment, an empty path as ``/``."""
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
+        host = f"{host}:{port}"
+    return urllib.parse.urlunsplit((scheme, host, parts.path or "/", "", ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class Proof:
+    """A proof that passed every check."""
+
+    #: The thumbprint of the proof's key: what tokens are bound to.
+    jkt: str
+    jti: str
+    iat: int
+
+
+def verify_proof(
+    proof: object,
+    *,
+    method: str,
+    uri: str,
+    now: float,
+    window: int,
+    algorithms: t.Collection[str] = ALGORITHMS,
+    access_token: str | None = None,
+) -> Proof:
+    """Check a DPoP proof (RFC 9449 §4.3), all but the uniqueness of its
+    ``jti``, which the caller checks against its replay cache.
+
+    :param proof: the ``DPoP`` header's value.
+    :param method: the request's method (``htm``).
+    :param uri: the request's URI (``htu``, compared normalised).
+    :param now: the current time, seconds since the epoch.
+    :param window: how far ``iat`` may be from ``now``, in seconds.
+    :param algorithms: the accepted algorithms, asymmetric only.
+    :param access_token: on a resource request, the access token the proof
+        must be bound to (``ath``).
+    :raises InvalidProof: a check fails.
+    """
+    if not isinstance(proof, str) or not proof or len(proof) > MAX_PROOF_LENGTH:
+        raise InvalidProof("The DPoP proof is missing or too long.")
+    try:
+        header = tokens.unverified_header(proof)
+    except tokens.TokenError:
+        raise InvalidProof("The DPoP proof is not a JWT.") from None
+    if header.get("typ") != PROOF_TYPE:
+        raise InvalidProof("The DPoP proof's typ is not dpop+jwt.")
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str) or algorithm not in algorithms:
+        raise InvalidProof("The DPoP proof's algorithm is not accepted.")
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & set(jwk):
+        raise InvalidProof("The DPoP proof's jwk header is not a public key.")
+    try:
+        jkt = thumbprint(jwk)
+        key = public_key_from_jwk({**jwk, "kid": jkt}, algorithm)
+        # Clients (WebCrypto, say) do not normalise ECDSA signatures.
+        _, payload = tokens.verify_signature(
+            proof, KeySet(current=key), algorithm, canonical=False
+        )
+    except (ValueError, UnusableKey, tokens.TokenError):
+        raise InvalidProof("The DPoP proof's signature or key is invalid.") from None
+    claims = _claims(payload)
+    if claims.get("htm") != method:
+        raise InvalidProof("The DPoP proof is for another method.")
+    htu = claims.get("htu")
+    try:
+        same = isinstance(htu, str) and normalized_uri(htu) == normalized_uri(uri)
+    except ValueError:  # a port that is not a number, say
+        same = False
+    if not same:
+        raise InvalidProof("The DPoP proof is for another URI.")
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int) or abs(now - iat) > window:
+        raise InvalidProof("The DPoP proof is too old or from the future.")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 255:
+        raise InvalidProof("The DPoP proof has no valid jti.")
+    if access_token is not None and claims.get("ath") != access_token_hash(
+        access_token
+    ):
+        raise InvalidProof("The DPoP proof is not bound to this access token.")
+    return Proof(jkt=jkt, jti=jti, iat=iat)
+
+
+def _claims(payload: bytes) -> dict[str, t.Any]:
+    try:
+        claims = json.loads(
+            payload.decode("utf-8"), parse_constant=tokens.reject_constant
+        )
+    except (ValueError, RecursionError):
+        raise InvalidProof("The DPoP proof's payload is not JSON.") from None
+    if not isinstance(claims, dict):
+        raise InvalidProof("The DPoP proof's payload is not a JSON object.")
+    return claims
