@@ -23,6 +23,7 @@ DEFAULTS: t.Mapping[str, t.Any] = {
     "JWT_AUTH_ADMIN_SESSION_TTL": 3600,
     "JWT_AUTH_ALGORITHM": "HS256",
     "JWT_AUTH_AUDIENCE": None,
+    "JWT_AUTH_DPOP": False,
     "JWT_AUTH_FLOOD_ACCOUNT_LIMIT": "100 per hour",
     "JWT_AUTH_FLOOD_IP_LIMIT": "50 per hour",
     "JWT_AUTH_FLOOD_REFRESH_LIMIT": "100 per hour",
@@ -215,6 +216,8 @@ class Settings:
     #: Seconds during which the immediately previous refresh token may be
     #: presented again without ending the session; 0: never.
     refresh_grace_period: int = 0
+    #: DPoP (RFC 9449): ``None`` (off), ``"allowed"`` or ``"required"``.
+    dpop: str | None = None
 
     def refresh_expiry(self, now: int, session_started: int) -> int:
         """When a refresh token issued at ``now`` expires: after the idle lifetime,
@@ -320,6 +323,20 @@ def _audience(config: t.Mapping[str, t.Any]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _dpop(config: t.Mapping[str, t.Any]) -> str | None:
+    """``JWT_AUTH_DPOP``: off (``False``, the default), ``"allowed"`` or
+    ``"required"``."""
+    value = config.get("JWT_AUTH_DPOP", DEFAULTS["JWT_AUTH_DPOP"])
+    if value is False or value is None or value == "" or value == "false":
+        return None
+    if value in ("allowed", "required"):
+        return t.cast(str, value)
+    raise ConfigurationError(
+        f"JWT_AUTH_DPOP must be False, 'allowed' or 'required', got {value!r}.",
+        setting="JWT_AUTH_DPOP",
+    )
+
+
 def _session_max_age(config: t.Mapping[str, t.Any]) -> int | None:
     """The absolute session lifetime: 30 days by default (Auth0's default
     absolute lifetime); no limit only when ``None`` is set explicitly."""
@@ -392,6 +409,7 @@ def load_settings(config: t.Mapping[str, t.Any], app_name: str) -> Settings:
         ),
         roles_claim=_roles_claim(config),
         session_max_age=_session_max_age(config),
+        dpop=_dpop(config),
         refresh_grace_period=_whole(config, "JWT_AUTH_REFRESH_GRACE_PERIOD", minimum=0),
         keys_refresh_interval=_whole(
             config, "JWT_AUTH_KEYS_REFRESH_INTERVAL", minimum=1

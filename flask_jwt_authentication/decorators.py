@@ -16,6 +16,8 @@ from werkzeug.local import LocalProxy
 
 from . import signals
 from . import tokens
+from .dpop_flow import challenge
+from .dpop_flow import check_binding
 from .errors import InsufficientScope
 from .errors import InsufficientUserAuthentication
 from .errors import InvalidToken
@@ -43,16 +45,18 @@ class Authentication:
     token: str
 
 
-def _bearer_token(authorization: str) -> str | None:
-    """The token of an ``Authorization: Bearer`` header; ``None`` for another
-    scheme (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1)."""
+def _access_token(authorization: str, dpop: str | None) -> tuple[str, str] | None:
+    """The scheme (``bearer``, or ``dpop`` when DPoP is on) and the token of an
+    ``Authorization`` header; ``None`` for another scheme (RFC 6750 §2.1, RFC
+    9449 §7.1; the scheme is case-insensitive, RFC 9110 §11.1)."""
     scheme, _, credentials = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
+    scheme = scheme.lower()
+    if scheme != "bearer" and (scheme != "dpop" or dpop is None):
         return None
     token = credentials.strip()
     if not token or " " in token:
         raise InvalidToken("The Authorization header is malformed.")
-    return token
+    return scheme, token
 
 
 def authenticate(
@@ -86,7 +90,10 @@ def authenticate(
     state = found if isinstance(found, (AppState, VerifyOnlyState)) else get_state()
     try:
         authorization = request.headers.get("Authorization")
-        token = _bearer_token(authorization) if authorization else None
+        found_token = (
+            _access_token(authorization, state.settings.dpop) if authorization else None
+        )
+        scheme, token = found_token if found_token else ("bearer", None)
         if token is None:
             if not optional:
                 raise MissingToken("Authentication is required: send a bearer token.")
@@ -96,6 +103,7 @@ def authenticate(
             # Keys from the JWKS, no database: revocation cannot be checked
             # (docs/resource-server.rst).
             claims = state.decode(token)
+            check_binding(state, scheme, token, claims)
             _send_decoded(claims, token)
             user = state.load_user(claims["uid"])
             setattr(g, _G_KEY, Authentication(claims, user, token))
@@ -104,6 +112,7 @@ def authenticate(
                 claims = tokens.decode(token, state.settings, state.keyset)
             except tokens.TokenError as e:
                 raise InvalidToken(str(e)) from None
+            check_binding(state, scheme, token, claims)
             store = state.store
             with store.unavailable_on_error():
                 reason = store.revocation_status(
@@ -127,6 +136,8 @@ def authenticate(
             _check_roles(state.settings.roles_claim, roles)
     except (InvalidToken, InsufficientScope) as e:
         e.with_realm(state.settings.realm)
+        if isinstance(e, InvalidToken) and state.settings.dpop is not None:
+            e.extra_headers["WWW-Authenticate"] = challenge(state.settings, e)
         raise
 
 

@@ -282,6 +282,20 @@ class ConfigurationError(RuntimeError):
         self.setting = setting
 
 
+class InvalidDPoPProof(InvalidRequest):
+    """400: the DPoP proof of a token request is missing or fails a check of
+    RFC 9449 §4.3 (RFC 9449 §5)."""
+
+    error = "invalid_dpop_proof"
+
+
+class DPoPProofRefused(InvalidToken):
+    """401: the DPoP proof of a request to a protected route is missing, fails a
+    check, or was used before (RFC 9449 §7.1)."""
+
+    error = "invalid_dpop_proof"
+
+
 class InvalidClient(JWTAuthError, Unauthorized):
     """401: an introspection client's HTTP Basic credentials are missing or wrong
     (RFC 7662 §2.1, RFC 6749 §5.2), with ``WWW-Authenticate: Basic``."""

@@ -17,6 +17,7 @@ from flask import request
 
 from . import signals
 from .errors import AccessDenied
+from .errors import InvalidDPoPProof
 from .errors import InvalidGrant
 from .errors import InvalidRequest
 from .errors import TemporarilyUnavailable
@@ -133,9 +134,13 @@ class Rotation:
     refresh_expires_at: int
     #: When the session's user last gave a password (RFC 9470).
     auth_time: int
+    #: The DPoP key the session is bound to, if any.
+    dpop_jkt: str | None = None
 
 
-def rotate(state: AppState, presented: str, now: int) -> Rotation:
+def rotate(
+    state: AppState, presented: str, now: int, dpop_jkt: str | None = None
+) -> Rotation:
     """Consume the presented refresh token and issue its successor, uncommitted:
     the caller signs the access token, then commits (``views._issue``).
 
@@ -145,7 +150,11 @@ def rotate(state: AppState, presented: str, now: int) -> Rotation:
 
     :raises InvalidGrant: the token is unknown, expired, revoked, reused, or its
         session has reached its maximum lifetime.
+    :param dpop_jkt: the key of the request's DPoP proof, if any: a session
+        bound to a key (RFC 9449 §5) is refreshed only with a proof by it.
     :raises AccessDenied: the user may not refresh tokens.
+    :raises InvalidDPoPProof: the session is bound to a key and the request has
+        no proof.
     """
     store, settings = state.store, state.settings
     record = store.find_refresh_token(presented)
@@ -158,6 +167,12 @@ def rotate(state: AppState, presented: str, now: int) -> Rotation:
         _reused(state, record, now)
     if now >= record.expires_at:
         raise InvalidGrant("The refresh token has expired.")
+    if record.dpop_jkt is not None and dpop_jkt != record.dpop_jkt:
+        if dpop_jkt is None:
+            raise InvalidDPoPProof(
+                "This refresh token is bound to a DPoP key: send a proof by it."
+            )
+        raise InvalidGrant("The refresh token is bound to another DPoP key.")
     user = state.extension.load_user(json.loads(record.user_key))
     if user is None or not is_active(user):
         # Disabling a user ends every session of it, not just this one.
@@ -191,6 +206,7 @@ def rotate(state: AppState, presented: str, now: int) -> Rotation:
         refresh_token=new_token,
         refresh_expires_at=expires_at,
         auth_time=record.auth_time or record.session_created_at,
+        dpop_jkt=record.dpop_jkt,
     )
 
 

@@ -23,6 +23,7 @@ REVOKED_TOKENS = "jwt_auth_revoked_tokens"
 KEYS = "jwt_auth_keys"
 SETTINGS = "jwt_auth_settings"
 USER_NOT_BEFORE = "jwt_auth_user_not_before"
+DPOP_PROOFS = "jwt_auth_dpop_proofs"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Tables:
         configuration.
     :param user_not_before: per user, the time before which no token of the user
         is accepted (set when the password changes).
+    :param dpop_proofs: the DPoP proofs seen (RFC 9449 §11.1), until their
+        window has passed: a proof is accepted once.
     """
 
     sessions: sa.Table
@@ -45,6 +48,7 @@ class Tables:
     keys: sa.Table
     settings: sa.Table
     user_not_before: sa.Table
+    dpop_proofs: sa.Table
 
 
 def build_tables(metadata: sa.MetaData) -> Tables:
@@ -60,6 +64,7 @@ def build_tables(metadata: sa.MetaData) -> Tables:
             metadata.tables[KEYS],
             metadata.tables[SETTINGS],
             metadata.tables[USER_NOT_BEFORE],
+            metadata.tables[DPOP_PROOFS],
         )
     sessions = sa.Table(
         SESSIONS,
@@ -78,6 +83,9 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         # When the user last gave a password in this session (RFC 9470 auth_time);
         # NULL for sessions started before the column existed: their created_at.
         sa.Column("auth_time", sa.BigInteger(), nullable=True),
+        # DPoP (RFC 9449 §5): the thumbprint of the key the session's tokens are
+        # bound to; NULL for Bearer sessions.
+        sa.Column("dpop_jkt", sa.String(64), nullable=True),
     )
     refresh_tokens = sa.Table(
         REFRESH_TOKENS,
@@ -141,8 +149,21 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         # Tokens of the user issued before this time are refused.
         sa.Column("not_before", sa.BigInteger(), nullable=False),
     )
+    dpop_proofs = sa.Table(
+        DPOP_PROOFS,
+        metadata,
+        # SHA-256 of the key's thumbprint and the proof's jti, hex.
+        sa.Column("proof_hash", sa.String(64), primary_key=True),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
+    )
     return Tables(
-        sessions, refresh_tokens, revoked_tokens, keys, settings, user_not_before
+        sessions,
+        refresh_tokens,
+        revoked_tokens,
+        keys,
+        settings,
+        user_not_before,
+        dpop_proofs,
     )
 
 

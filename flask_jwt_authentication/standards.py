@@ -15,6 +15,7 @@ from flask import request
 from flask import url_for
 from sqlalchemy import exc as sa_exc
 
+from . import dpop
 from . import signals
 from . import tokens
 from .decorators import _send_decoded
@@ -128,6 +129,9 @@ def server_metadata() -> Response:
         "access_token_signing_alg_values_supported": algorithms,
         "response_types_supported": [],
     }
+    if settings.dpop is not None:
+        # RFC 9449 §5.1.
+        metadata["dpop_signing_alg_values_supported"] = list(dpop.ALGORITHMS)
     signals.server_metadata_created.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         metadata=metadata,

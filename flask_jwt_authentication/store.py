@@ -67,6 +67,8 @@ class RefreshRecord:
     session_revoked: bool
     #: When the session's user last gave a password (RFC 9470 ``auth_time``).
     auth_time: int | None = None
+    #: The DPoP key thumbprint the session is bound to (RFC 9449 §5), if any.
+    dpop_jkt: str | None = None
 
     @property
     def consumed(self) -> bool:
@@ -194,6 +196,7 @@ class Store:
         expires_at: int,
         client_ip: str | None,
         user_agent: str | None,
+        dpop_jkt: str | None = None,
     ) -> tuple[uuid.UUID, str]:
         """Insert a login session and its first refresh token.
 
@@ -208,6 +211,7 @@ class Store:
             client_ip=client_ip,
             user_agent=user_agent,
             auth_time=now,
+            dpop_jkt=dpop_jkt,
         )
         return session_id, self._insert_refresh_token(session_id, now, expires_at)
 
@@ -220,6 +224,7 @@ class Store:
         client_ip: str | None,
         user_agent: str | None,
         auth_time: int | None = None,
+        dpop_jkt: str | None = None,
     ) -> uuid.UUID:
         """Insert a login session without a refresh token (the admin's sign-in
         keeps its session in a cookie instead).
@@ -239,6 +244,7 @@ class Store:
                 client_ip=(client_ip or None) and client_ip[:45],
                 user_agent=(user_agent or None) and user_agent[:255],
                 auth_time=now if auth_time is None else auth_time,
+                dpop_jkt=dpop_jkt,
             )
         )
         return session_id
@@ -275,6 +281,7 @@ class Store:
                 sessions.c.created_at,
                 sessions.c.revoked_at,
                 sessions.c.auth_time,
+                sessions.c.dpop_jkt,
             )
             .join(sessions, sessions.c.id == rt.c.session_id)
             .where(rt.c.token_hash == token_hash)
@@ -290,6 +297,7 @@ class Store:
             session_created_at=row.created_at,
             session_revoked=row.revoked_at is not None,
             auth_time=row.auth_time,
+            dpop_jkt=row.dpop_jkt,
         )
 
     def rotate(self, record: RefreshRecord, *, now: int, expires_at: int) -> str | None:
@@ -464,6 +472,27 @@ class Store:
                 s.c.expires_at > now,
             )
         ).scalar()
+
+    def use_proof(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        """Record a DPoP proof as seen (RFC 9449 §11.1), in its own transaction,
+        and forget proofs whose window has passed.
+
+        :returns: ``False`` if it was seen before (a replay).
+        """
+        table = self.tables.dpop_proofs
+        digest = hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()
+        session = self.db.session
+        try:
+            session.execute(
+                sa.insert(table).values(proof_hash=digest, expires_at=expires_at)
+            )
+            session.commit()
+        except sa.exc.IntegrityError:
+            session.rollback()
+            return False
+        session.execute(sa.delete(table).where(table.c.expires_at < now))
+        session.commit()
+        return True
 
     # Maintenance ------------------------------------------------------------------
 

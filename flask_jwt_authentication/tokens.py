@@ -43,7 +43,7 @@ class TokenError(ValueError):
 _ACCEPTED_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 #: Claims the extension writes and receivers of ``jwt_created`` may not change.
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "uid", "aud", "iat", "nbf", "exp", "jti", "sid", "auth_time"}
+    {"iss", "sub", "uid", "aud", "iat", "nbf", "exp", "jti", "sid", "auth_time", "cnf"}
 )
 #: Tokens longer than this are refused before anything is decoded.
 MAX_TOKEN_LENGTH = 8192

@@ -21,6 +21,7 @@ from . import signals
 from . import tokens
 from .decorators import authenticate
 from .decorators import current_authentication
+from .dpop_flow import token_request_key
 from .errors import AccessDenied
 from .errors import InsufficientScope
 from .errors import InvalidGrant
@@ -68,6 +69,7 @@ def _issue(
     refresh_expires_at: int,
     key: Key,
     auth_time: int | None = None,
+    dpop_jkt: str | None = None,
 ) -> tuple[Response, dict[str, t.Any]]:
     """Sign the access token of a new pair with ``key``, commit, and answer with
     the pair.
@@ -78,6 +80,8 @@ def _issue(
     write lock.
 
     :param auth_time: when the user last gave a password (default: ``now``).
+    :param dpop_jkt: the DPoP key the session is bound to: the access token's
+        ``cnf.jkt`` (RFC 9449 §6), and ``token_type: "DPoP"``.
     :returns: the response and the access token's claims.
     """
     settings = state.settings
@@ -91,6 +95,8 @@ def _issue(
     roles = state.extension.roles_of(user)
     if roles is not None:
         claims[settings.roles_claim] = _role_list(roles)
+    if dpop_jkt is not None:
+        claims["cnf"] = {"jkt": dpop_jkt}
     reserved = {k: claims.get(k) for k in tokens.RESERVED_CLAIMS}
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     signals.jwt_created.send(app, payload=claims, user=user)
@@ -105,7 +111,7 @@ def _issue(
     body = {
         "token": token,
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": "Bearer" if dpop_jkt is None else "DPoP",
         "expires_in": settings.access_token_ttl,
         "refresh_token": refresh_token,
         "refresh_expires_in": refresh_expires_at - now,
@@ -141,6 +147,8 @@ def login() -> Response:
     raw_username = t.cast(str, string_field(body, "username", MAX_USERNAME_LENGTH))
     password = t.cast(str, string_field(body, "password", MAX_PASSWORD_LENGTH))
     user = check_login(state, raw_username, password)
+    # After the password: a proof is checked (and used up) for a real log-in only.
+    dpop_jkt = token_request_key(state)
     ext, store = state.extension, state.store
     if not ext.has_permission(user, ACCESS_PERMISSION):
         raise AccessDenied("You may not obtain tokens.")
@@ -153,9 +161,17 @@ def login() -> Response:
             expires_at=expires_at,
             client_ip=request.remote_addr,
             user_agent=request.user_agent.string,
+            dpop_jkt=dpop_jkt,
         )
         response, _ = _issue(
-            state, user, str(session_id), refresh_token, now, expires_at, key
+            state,
+            user,
+            str(session_id),
+            refresh_token,
+            now,
+            expires_at,
+            key,
+            dpop_jkt=dpop_jkt,
         )
     return response
 
@@ -164,8 +180,9 @@ def _refresh(state: AppState, presented: str) -> Response:
     store = state.store
     key = state.keyset.current  # before any database work, see _issue
     now = int(time.time())
+    dpop_jkt = token_request_key(state)
     with store.unavailable_on_error():
-        done = rotate(state, presented, now)
+        done = rotate(state, presented, now, dpop_jkt)
         response, claims = _issue(
             state,
             done.user,
@@ -175,6 +192,7 @@ def _refresh(state: AppState, presented: str) -> Response:
             done.refresh_expires_at,
             key,
             done.auth_time,
+            done.dpop_jkt,
         )
     signals.token_refreshed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]

@@ -1206,3 +1206,64 @@ def test_the_no_keys_answer_names_when_to_retry(jwks_server: JWKSServer) -> None
     retry_after = int(dict(caught.value.get_headers())["Retry-After"])
     assert 25 <= retry_after <= 30
     assert caught.value.to_dict()["error"] == "temporarily_unavailable"
+
+
+@pytest.mark.slow
+def test_a_verify_only_server_checks_dpop(
+    make_app: MakeApp, start: t.Any, example: ModuleType
+) -> None:
+    """A DPoP-bound token from the auth app, at a resource server with
+    JWT_AUTH_DPOP on, over real HTTP: accepted with a proof by its key for that
+    URL, refused as Bearer, with another key's proof, or with a replayed one."""
+    import uuid
+
+    from test_dpop import Client
+
+    from flask_jwt_authentication.dpop import access_token_hash
+
+    auth = auth_app(make_app, start, "ES256", JWT_AUTH_DPOP="allowed")
+    resource = start(
+        example.create_app(resource_config(auth, "ES256", JWT_AUTH_DPOP="allowed"))
+    )
+    key = Client()
+    login_url = f"http://127.0.0.1:{auth.server.port}{PREFIX}/tokens"
+    body = json.dumps({"username": "alice", "password": PASSWORD}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", auth.server.port, timeout=15)
+    conn.request(
+        "POST",
+        f"{PREFIX}/tokens",
+        body=body,
+        headers={
+            "Content-Type": "application/json",
+            "DPoP": key.proof("POST", login_url, iat=int(time.time()), jti="l1"),
+        },
+    )
+    pair = json.loads(conn.getresponse().read())
+    conn.close()
+    assert pair["token_type"] == "DPoP"
+    token = pair["access_token"]
+    me_url = f"http://127.0.0.1:{resource.port}/api/me"
+
+    def dpop_call(signer: Client, jti: str) -> tuple[int, t.Any, t.Any]:
+        proof = signer.proof(
+            "GET", me_url, iat=int(time.time()), jti=jti, ath=access_token_hash(token)
+        )
+        conn = http.client.HTTPConnection("127.0.0.1", resource.port, timeout=15)
+        conn.request(
+            "GET", "/api/me", headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+        )
+        response = conn.getresponse()
+        answer = (response.status, json.loads(response.read()), response.headers)
+        conn.close()
+        return answer
+
+    jti = str(uuid.uuid4())
+    status, answer, _ = dpop_call(key, jti)
+    assert status == 200, answer
+    assert answer["uid"] == 1
+    status, answer, _ = dpop_call(key, jti)
+    assert (status, answer["error"]) == (401, "invalid_dpop_proof")
+    status, answer, headers = dpop_call(Client(), str(uuid.uuid4()))
+    assert (status, answer["error"]) == (401, "invalid_dpop_proof")
+    assert "DPoP" in headers["WWW-Authenticate"]
+    assert call(resource.port, "/api/me", token).status == 401

@@ -1,0 +1,148 @@
+"""DPoP (RFC 9449) at the edge: the proof a token request or a protected
+request carries, its replay check, and the challenges of a 401.
+
+``JWT_AUTH_DPOP = "allowed"``: a log-in with a ``DPoP`` proof binds its session
+to the proof's key (tokens with ``cnf.jkt``, ``token_type: "DPoP"``); others get
+Bearer tokens. ``"required"``: every log-in needs a proof and protected routes
+take DPoP-bound tokens only. A bound token works only as ``Authorization: DPoP``
+with a fresh proof signed by the same key; a refresh of a bound session needs a
+proof by that key too.
+"""
+
+from __future__ import annotations
+
+import time
+import typing as t
+
+from flask import request
+
+from . import dpop
+from .errors import DPoPProofRefused
+from .errors import InvalidDPoPProof
+from .errors import InvalidToken
+from .errors import _quote
+
+if t.TYPE_CHECKING:
+    from .config import Settings
+    from .state import AppState
+    from .state import VerifyOnlyState
+
+#: Seconds a proof's ``iat`` may be from the server's clock (plus the leeway).
+PROOF_WINDOW = 60
+
+
+def _proof_header() -> str | None:
+    values = request.headers.getlist("DPoP")
+    if len(values) > 1:
+        raise InvalidDPoPProof("Send one DPoP proof, not several.")
+    return values[0] if values else None
+
+
+def _verified(
+    state: AppState | VerifyOnlyState,
+    proof: str,
+    *,
+    access_token: str | None,
+    error: type[InvalidDPoPProof] | type[DPoPProofRefused],
+) -> dpop.Proof:
+    settings = state.settings
+    now = int(time.time())
+    window = PROOF_WINDOW + settings.leeway
+    try:
+        checked = dpop.verify_proof(
+            proof,
+            method=request.method,
+            uri=request.url,
+            now=now,
+            window=window,
+            access_token=access_token,
+        )
+    except dpop.InvalidProof as e:
+        raise error(str(e)) from None
+    expires_at = checked.iat + window
+    if hasattr(state, "store"):
+        store = state.store
+        with store.unavailable_on_error():
+            fresh = store.use_proof(
+                checked.jkt, checked.jti, expires_at=expires_at, now=now
+            )
+    else:
+        fresh = state.proofs.use(
+            checked.jkt, checked.jti, expires_at=expires_at, now=now
+        )
+    if not fresh:
+        raise error("The DPoP proof was used before.")
+    return checked
+
+
+def token_request_key(state: AppState) -> str | None:
+    """The thumbprint of the key a log-in or refresh proves possession of, or
+    ``None`` for a Bearer request.
+
+    :raises InvalidDPoPProof: the proof is missing (``"required"``), fails a
+        check or was used before.
+    """
+    if state.settings.dpop is None:
+        return None
+    proof = _proof_header()
+    if proof is None:
+        if state.settings.dpop == "required":
+            raise InvalidDPoPProof("A DPoP proof is required (RFC 9449).")
+        return None
+    return _verified(state, proof, access_token=None, error=InvalidDPoPProof).jkt
+
+
+def check_binding(
+    state: AppState | VerifyOnlyState,
+    scheme: str,
+    token: str,
+    claims: t.Mapping[str, t.Any],
+) -> None:
+    """A protected request: a DPoP-bound token comes with the DPoP scheme and a
+    proof by its key for this request and this token; a Bearer token is not
+    bound (and not accepted at all when DPoP is required).
+
+    :raises InvalidToken: the token and the scheme do not fit.
+    :raises DPoPProofRefused: the proof is missing, wrong, for another key or
+        used before.
+    """
+    cnf = claims.get("cnf")
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if scheme == "bearer":
+        if jkt is not None:
+            raise InvalidToken(
+                "The token is bound to a DPoP key: send it as"
+                " 'Authorization: DPoP' with a proof."
+            )
+        if state.settings.dpop == "required":
+            raise InvalidToken("Only DPoP-bound tokens are accepted.")
+        return
+    if not isinstance(jkt, str):
+        raise InvalidToken("The token is not bound to a DPoP key: send it as Bearer.")
+    proof = _proof_header()
+    if proof is None:
+        raise DPoPProofRefused("A DPoP proof is required with a DPoP token.")
+    checked = _verified(state, proof, access_token=token, error=DPoPProofRefused)
+    if checked.jkt != jkt:
+        raise DPoPProofRefused("The DPoP proof is signed by another key.")
+
+
+def challenge(settings: Settings, error: InvalidToken) -> str:
+    """The ``WWW-Authenticate`` value of a 401 with DPoP on (RFC 9449 §7.1): the
+    DPoP challenge with the accepted algorithms, after the Bearer one when
+    Bearer tokens are accepted too. The error goes into the DPoP challenge when
+    it is a proof's, or when only DPoP is accepted; else into the Bearer one."""
+    bearer = error.challenge(settings.realm)
+    params = [f"realm={_quote(settings.realm)}"]
+    in_dpop = isinstance(error, DPoPProofRefused) or settings.dpop == "required"
+    if in_dpop and error.include_error_in_challenge:
+        params.append(f"error={_quote(error.error)}")
+        if error.description:
+            params.append(f"error_description={_quote(error.description)}")
+    params.append(f'algs="{" ".join(dpop.ALGORITHMS)}"')
+    dpop_challenge = "DPoP " + ", ".join(params)
+    if settings.dpop == "required":
+        return dpop_challenge
+    if isinstance(error, DPoPProofRefused):
+        bearer = f"Bearer realm={_quote(settings.realm)}"
+    return f"{bearer}, {dpop_challenge}"
