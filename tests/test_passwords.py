@@ -3,7 +3,6 @@ current cost on failure and re-hashed on success, on every database backend."""
 
 from __future__ import annotations
 
-import statistics
 import time
 import typing as t
 
@@ -61,21 +60,22 @@ def test_outdated_hash_is_detected_by_method_and_parameters() -> None:
 def test_failure_with_an_outdated_hash_costs_a_current_verification(
     make_app: t.Callable[..., AppEnv], database_url: str
 ) -> None:
-    """A wrong password for a user whose hash has cheaper parameters takes as long
-    as one for a user with a current hash (before: about 1/150 of it)."""
+    """A wrong password for a user whose hash has cheaper parameters takes at
+    least as long as the recent verifications at the current parameters (before:
+    about 1/150 of it). A lower bound only: load can slow a request, never speed
+    it up; benchmarks/timing_guard.py measures how close the classes are."""
     env = hashed_app(make_app, database_url)
     client = env.app.test_client()
-    times: dict[str, list[float]] = {"current": [], "old": []}
-    for _ in range(7):
-        for name in times:
-            start = time.perf_counter()
-            r = login(client, name, "wrong password")
-            times[name].append(time.perf_counter() - start)
-            assert r.status_code == 401
-    current = statistics.median(times["current"])
-    old = statistics.median(times["old"])
-    assert current > 0.01  # the current parameters are measurable at all
-    assert abs(old - current) <= max(0.005, 0.25 * current), (old, current)
+    for _ in range(3):
+        assert login(client, "current", "wrong password").status_code == 401
+    # Failures with the outdated hash are not recorded: the cost stays put.
+    current_cost = env.jwt._dummy_hash.cost()
+    assert current_cost > 0.01  # the current parameters are measurable at all
+    for _ in range(3):
+        start = time.perf_counter()
+        assert login(client, "old", "wrong password").status_code == 401
+        assert time.perf_counter() - start >= current_cost
+    assert env.jwt._dummy_hash.cost() == current_cost
 
 
 @pytest.mark.parametrize(
