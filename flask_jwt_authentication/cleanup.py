@@ -23,9 +23,13 @@ if t.TYPE_CHECKING:
 Counts = dict[str, int]
 
 
-def _expired(store: Store, now: int) -> tuple[sa.Select[t.Any], sa.Select[t.Any]]:
-    """The ids of the expired sessions, and the expired revoked ``jti`` values."""
+def _expired(
+    store: Store, now: int
+) -> tuple[sa.Select[t.Any], sa.Select[t.Any], sa.Select[t.Any]]:
+    """The ids of the expired sessions, the expired revoked ``jti`` values, and
+    the revocation log's rows that no live token needs any more."""
     sessions, revoked = store.tables.sessions, store.tables.revoked_tokens
+    log = store.tables.revocations
     return (
         sa.select(sessions.c.id)
         .where(sessions.c.expires_at <= now)
@@ -33,12 +37,13 @@ def _expired(store: Store, now: int) -> tuple[sa.Select[t.Any], sa.Select[t.Any]
         sa.select(revoked.c.jti)
         .where(revoked.c.expires_at <= now)
         .order_by(revoked.c.expires_at),
+        sa.select(log.c.seq).where(log.c.expires_at <= now).order_by(log.c.expires_at),
     )
 
 
 def count_expired(store: Store, *, now: int) -> Counts:
     """How many rows a cleanup would delete now, per kind; deletes nothing."""
-    expired_sessions, expired_jtis = _expired(store, now)
+    expired_sessions, expired_jtis, expired_log = _expired(store, now)
     rt = store.tables.refresh_tokens
     execute = store.db.session.execute
     counts = {
@@ -52,6 +57,9 @@ def count_expired(store: Store, *, now: int) -> Counts:
         ).scalar_one(),
         "revoked_tokens": execute(
             sa.select(sa.func.count()).select_from(expired_jtis.subquery())
+        ).scalar_one(),
+        "revocation_log": execute(
+            sa.select(sa.func.count()).select_from(expired_log.subquery())
         ).scalar_one(),
     }
     store.rollback()
@@ -89,8 +97,14 @@ def delete_expired(
     """
     sessions, rt = store.tables.sessions, store.tables.refresh_tokens
     revoked = store.tables.revoked_tokens
-    expired_sessions, expired_jtis = _expired(store, now)
-    counts = {"sessions": 0, "refresh_tokens": 0, "revoked_tokens": 0}
+    log = store.tables.revocations
+    expired_sessions, expired_jtis, expired_log = _expired(store, now)
+    counts = {
+        "sessions": 0,
+        "refresh_tokens": 0,
+        "revoked_tokens": 0,
+        "revocation_log": 0,
+    }
     execute = store.db.session.execute
 
     def sessions_batch(ids: list[t.Any]) -> None:
@@ -107,9 +121,14 @@ def delete_expired(
         deleted = execute(sa.delete(revoked).where(revoked.c.jti.in_(jtis)))
         counts["revoked_tokens"] += deleted.rowcount  # type: ignore[attr-defined]
 
+    def log_batch(seqs: list[t.Any]) -> None:
+        deleted = execute(sa.delete(log).where(log.c.seq.in_(seqs)))
+        counts["revocation_log"] += deleted.rowcount  # type: ignore[attr-defined]
+
     for expired, delete in (
         (expired_sessions, sessions_batch),
         (expired_jtis, jtis_batch),
+        (expired_log, log_batch),
     ):
         while time.monotonic() < deadline:
             _begin_batch(store)

@@ -47,6 +47,7 @@ _KINDS = (
     ("sessions", "sessions"),
     ("refresh_tokens", "refresh tokens"),
     ("revoked_tokens", "revoked token ids"),
+    ("revocation_log", "revocation log rows"),
 )
 
 
@@ -72,8 +73,10 @@ class CleanupProgress:
     def line(self, counts: dict[str, int], now: float) -> str:
         """The text of the line for ``counts`` at ``now`` (monotonic)."""
         parts = [
-            f"{label} {counts[kind]}/{max(self.totals[kind], counts[kind])}"
+            f"{label} {counts.get(kind, 0)}/{max(total, counts.get(kind, 0))}"
             for kind, label in _KINDS
+            # The revocation log is shown only when it has expired rows.
+            if (total := self.totals.get(kind, 0)) or kind != "revocation_log"
         ]
         done = sum(counts.values())
         left = max(sum(self.totals.values()) - done, 0)
@@ -193,7 +196,8 @@ def cleanup(time_limit: float, batch_size: int, dry_run: bool, quiet: bool) -> N
         verb = "Would delete" if dry_run else "Deleted"
         click.echo(
             f"{verb} {counts['sessions']} sessions, {counts['refresh_tokens']} refresh"
-            f" tokens, {counts['revoked_tokens']} revoked token ids."
+            f" tokens, {counts['revoked_tokens']} revoked token ids,"
+            f" {counts['revocation_log']} revocation log rows."
         )
         if stopped:
             click.echo("Stopped at the time limit; run again to continue.")

@@ -114,10 +114,7 @@ def authenticate(
                 raise InvalidToken(str(e)) from None
             check_binding(state, scheme, token, claims)
             store = state.store
-            with store.unavailable_on_error():
-                reason = store.revocation_status(
-                    claims["jti"], claims["sid"], claims["iat"]
-                )
+            reason = state.revocation_status(claims)
             if reason is not None:
                 raise InvalidToken(reason)
             _send_decoded(claims, token)

@@ -13,6 +13,8 @@ from flask import Flask
 from flask import current_app
 
 from . import config
+from . import revocation
+from . import revocation_feed
 from . import signals
 from .callbacks import _REQUIRED_CALLBACKS
 from .callbacks import PermissionChecker
@@ -56,6 +58,10 @@ if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
 logger = logging.getLogger("flask_jwt_authentication")
+
+#: Seconds a revocation log row for a session or a user is kept beyond the last
+#: access token it covers (clock differences between workers).
+REVOCATION_MARGIN = 60
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -134,13 +140,24 @@ class JWTAuthentication:
             settings.keys_refresh_interval,
         )
         flood = FloodControl(app.config)
-        app.extensions[EXTENSION_KEY] = AppState(
+        push = revocation.load_push_settings(app.config)
+        store = Store(db, tables)
+        cache, follower = None, None
+        if push.push:
+            cache = revocation.RevocationCache(push.max_delay)
+            follower = revocation_feed.DatabaseFollower(
+                cache, db, tables.revocations, push.redis_url
+            )
+            revocation_feed.install(db, store.pending_key, cache, follower)
+        app.extensions[EXTENSION_KEY] = state = AppState(
             extension=self,
             db=db,
             keys=ring,
             tables=tables,
-            store=Store(db, tables),
+            store=store,
             flood=flood,
+            revocations=cache,
+            follower=follower,
             overrides=SettingsStore(
                 db=db,
                 table=tables.settings,
@@ -151,6 +168,16 @@ class JWTAuthentication:
                 configured_keys=functools.partial(keys_for, app.config, encryption),
             ),
         )
+        configured_ttl = settings.access_token_ttl
+
+        def horizon(now: int) -> int:
+            # The last access token issued by now expires by then, even if the
+            # lifetime was lowered at run time meanwhile.
+            current = state.overrides.settings()
+            ttl = max(configured_ttl, current.access_token_ttl)
+            return now + ttl + current.leeway + REVOCATION_MARGIN
+
+        store.horizon = horizon
         # Reloads happen before a request takes a database connection, never
         # in the middle of one (see KeyRing.refresh); settings first, since a
         # change of algorithm switches the key ring.

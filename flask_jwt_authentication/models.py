@@ -24,6 +24,7 @@ KEYS = "jwt_auth_keys"
 SETTINGS = "jwt_auth_settings"
 USER_NOT_BEFORE = "jwt_auth_user_not_before"
 DPOP_PROOFS = "jwt_auth_dpop_proofs"
+REVOCATIONS = "jwt_auth_revocations"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Tables:
         is accepted (set when the password changes).
     :param dpop_proofs: the DPoP proofs seen (RFC 9449 §11.1), until their
         window has passed: a proof is accepted once.
+    :param revocations: the revocation log: every revocation in the order of a
+        sequence number, until the last access token it covers has expired;
+        workers in push mode and resource servers follow it.
     """
 
     sessions: sa.Table
@@ -49,6 +53,7 @@ class Tables:
     settings: sa.Table
     user_not_before: sa.Table
     dpop_proofs: sa.Table
+    revocations: sa.Table
 
 
 def build_tables(metadata: sa.MetaData) -> Tables:
@@ -65,6 +70,7 @@ def build_tables(metadata: sa.MetaData) -> Tables:
             metadata.tables[SETTINGS],
             metadata.tables[USER_NOT_BEFORE],
             metadata.tables[DPOP_PROOFS],
+            metadata.tables[REVOCATIONS],
         )
     sessions = sa.Table(
         SESSIONS,
@@ -156,6 +162,25 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         sa.Column("proof_hash", sa.String(64), primary_key=True),
         sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
     )
+    revocations = sa.Table(
+        REVOCATIONS,
+        metadata,
+        # Ascending in commit order on SQLite; elsewhere a later sequence number
+        # may commit first, which the followers allow for (.revocation).
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        # "session" (a sid), "token" (a jti) or "user" (an identity whose
+        # tokens issued before ``at`` are refused).
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("value", sa.String(255), nullable=False),
+        sa.Column("at", sa.BigInteger(), nullable=False),
+        # When no token it covers can be live any more.
+        sa.Column("expires_at", sa.BigInteger(), nullable=False, index=True),
+    )
     return Tables(
         sessions,
         refresh_tokens,
@@ -164,6 +189,7 @@ def build_tables(metadata: sa.MetaData) -> Tables:
         settings,
         user_not_before,
         dpop_proofs,
+        revocations,
     )
 
 

@@ -11,6 +11,8 @@ import typing as t
 
 import sqlalchemy as sa
 
+from . import revocation
+
 if t.TYPE_CHECKING:
     from .store import Store
 
@@ -24,6 +26,13 @@ def set_not_before(store: Store, user_key: str, not_before: int) -> None:
     """
     table = store.tables.user_not_before
     session = store.db.session
+    revocation.log(
+        store,
+        revocation.USER,
+        [user_key],
+        at=not_before,
+        until=store.horizon(not_before),
+    )
     updated = session.execute(
         sa.update(table)
         .where(table.c.user_id == user_key, table.c.not_before < not_before)

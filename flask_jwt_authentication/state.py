@@ -18,6 +18,7 @@ from . import tokens
 from .errors import InvalidToken
 from .errors import TemporarilyUnavailable
 from .passwords import is_active
+from .revocation import user_key_of
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -30,6 +31,8 @@ if t.TYPE_CHECKING:
     from .models import Tables
     from .overrides import SettingsStore
     from .remote import RemoteKeys
+    from .revocation import RevocationCache
+    from .revocation_feed import DatabaseFollower
     from .store import Store
 
 #: The most DPoP proofs a verify-only resource server remembers at once.
@@ -59,6 +62,31 @@ class AppState:
     flood: FloodControl
     #: The settings edited at run time, over the configuration.
     overrides: SettingsStore
+    #: Push mode (``JWT_AUTH_REVOCATION_SYNC = "push"``): the live revocations
+    #: in memory, and what keeps them current.
+    revocations: RevocationCache | None = None
+    follower: DatabaseFollower | None = None
+
+    def revocation_status(self, claims: t.Mapping[str, t.Any]) -> str | None:
+        """Why the access token of ``claims`` is revoked, or ``None``: from
+        memory in push mode while it is current, else from the database.
+
+        :raises TemporarilyUnavailable: the database cannot be reached.
+        """
+        cache = self.revocations
+        if cache is not None:
+            if self.follower is not None:
+                self.follower.ensure_running()
+            if cache.is_current():
+                return cache.status(
+                    claims["jti"],
+                    claims["sid"],
+                    user_key_of(claims["uid"]),
+                    claims["iat"],
+                )
+        store = self.store
+        with store.unavailable_on_error():
+            return store.revocation_status(claims["jti"], claims["sid"], claims["iat"])
 
     @property
     def settings(self) -> config.Settings:

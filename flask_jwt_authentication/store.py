@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from . import cleanup
+from . import revocation
 from .diagnostics import CREATE_TABLES_HINT
 from .diagnostics import missing_table
 from .errors import ServerMisconfigured
@@ -102,9 +103,19 @@ class Store:
     :param tables: the tables built on ``db.metadata``.
     """
 
-    def __init__(self, db: SQLAlchemy, tables: Tables) -> None:
+    def __init__(
+        self,
+        db: SQLAlchemy,
+        tables: Tables,
+        horizon: t.Callable[[int], int] = lambda now: now + 900,
+    ) -> None:
         self.db = db
         self.tables = tables
+        #: When the last access token issued by ``now`` expires (revocation log
+        #: rows for sessions and users are kept until then).
+        self.horizon = horizon
+        #: Where the session notes the revocations of its open transaction.
+        self.pending_key = f"jwt_auth_revocations:{id(self)}"
         sessions, revoked = tables.sessions, tables.revoked_tokens
         not_before = tables.user_not_before
         # One round trip for every revocation: the session row, the jti, and the
@@ -405,7 +416,16 @@ class Store:
         if only_unexpired:
             statement = statement.where(sessions.c.expires_at > now)
         result = self.db.session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        done = bool(result.rowcount)  # type: ignore[attr-defined]
+        if done:
+            revocation.log(
+                self,
+                revocation.SESSION,
+                [str(session_id)],
+                at=now,
+                until=self.horizon(now),
+            )
+        return done
 
     def revoke_user_sessions(self, user_key: str, *, now: int, reason: str) -> int:
         """Revoke every live session of a user ("log out everywhere").
@@ -413,10 +433,25 @@ class Store:
         :returns: how many sessions were revoked.
         """
         sessions = self.tables.sessions
+        live = sessions.c.user_id == user_key, sessions.c.revoked_at.is_(None)
+        ids = list(
+            self.db.session.execute(sa.select(sessions.c.id).where(*live)).scalars()
+        )
+        if not ids:
+            return 0
+        # The sessions found, not "the user's": the log names each one, and a
+        # session started meanwhile is not ended unlogged.
         result = self.db.session.execute(
             sa.update(sessions)
-            .where(sessions.c.user_id == user_key, sessions.c.revoked_at.is_(None))
+            .where(sessions.c.id.in_(ids), sessions.c.revoked_at.is_(None))
             .values(revoked_at=now, revoke_reason=reason)
+        )
+        revocation.log(
+            self,
+            revocation.SESSION,
+            [str(session_id) for session_id in ids],
+            at=now,
+            until=self.horizon(now),
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -458,6 +493,7 @@ class Store:
                 jti=jti, revoked_at=now, expires_at=expires_at
             )
         )
+        revocation.log(self, revocation.TOKEN, [jti], at=now, until=expires_at)
 
     # Administration ---------------------------------------------------------------
 

@@ -32,7 +32,7 @@ REFRESH_TOKENS = "jwt_auth_refresh_tokens"
 REVOKED_TOKENS = "jwt_auth_revoked_tokens"
 SUMMARY = re.compile(
     r"(Deleted|Would delete) (\d+) sessions, (\d+) refresh tokens,"
-    r" (\d+) revoked token ids\."
+    r" (\d+) revoked token ids, \d+ revocation log rows\."
 )
 
 
@@ -373,7 +373,7 @@ def test_done_exits_0_and_stopped_exits_3(tmp_path: Path) -> None:
     stopped = run_flask(url, "--time-limit", "0.1", "--batch-size", "1")
     assert stopped.returncode == EXIT_STOPPED == 3, stopped.stderr
     assert stopped.stdout.endswith(
-        " revoked token ids.\nStopped at the time limit; run again to continue.\n"
+        " revocation log rows.\nStopped at the time limit; run again to continue.\n"
     )
     assert 0 < rows_left(url) < 4 * 3000
     done = run_flask(url, "--time-limit", "120")
@@ -383,7 +383,8 @@ def test_done_exits_0_and_stopped_exits_3(tmp_path: Path) -> None:
     again = run_flask(url, "--time-limit", "0.1")
     assert (again.returncode, again.stdout) == (
         0,
-        "Deleted 0 sessions, 0 refresh tokens, 0 revoked token ids.\n",
+        "Deleted 0 sessions, 0 refresh tokens, 0 revoked token ids,"
+        " 0 revocation log rows.\n",
     )
 
 
@@ -404,7 +405,8 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     assert status == 0, output
     lines = output.replace("\r\n", "\n").split("\n")
     assert lines[-2:] == [
-        "Deleted 3000 sessions, 6000 refresh tokens, 3000 revoked token ids.",
+        "Deleted 3000 sessions, 6000 refresh tokens, 3000 revoked token ids,"
+        " 0 revocation log rows.",
         "",
     ]
     updates = [part.rstrip() for part in lines[-3].split("\r") if part.strip()]
@@ -422,7 +424,8 @@ def test_progress_on_a_terminal(tmp_path: Path) -> None:
     result = run_flask(url)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == (
-        "Deleted 10 sessions, 20 refresh tokens, 10 revoked token ids.\n"
+        "Deleted 10 sessions, 20 refresh tokens, 10 revoked token ids,"
+        " 0 revocation log rows.\n"
     )
 
 

@@ -1,0 +1,304 @@
+"""Push mode: how a worker's :class:`~.revocation.RevocationCache` follows the
+revocation log.
+
+One daemon thread per worker process asks the log for what is new on a
+connection of its own, and each answer confirms the cache current as of the
+moment the question was sent. Between questions it sleeps until woken, or for
+at most the poll interval:
+
+* PostgreSQL: a revocation sends ``NOTIFY`` in its transaction, delivered at
+  commit; a second thread ``LISTEN``\\ s and wakes the follower. The poll is a
+  heartbeat (a quarter of ``JWT_AUTH_REVOCATION_MAX_DELAY``).
+* ``JWT_AUTH_REVOCATION_REDIS_URL``: the revoking worker publishes after its
+  commit; a thread subscribed to the channel wakes the follower (any database,
+  MariaDB included).
+* SQLite: ``PRAGMA data_version`` every 10 ms tells whether another connection
+  committed anything; the log is read only then. SQLite in memory lives in one
+  process, whose own revocations are applied at commit: there is nothing to
+  follow.
+* MariaDB and MySQL without Redis: the log is polled every 50 ms.
+
+The revoking worker applies its own revocations when its transaction commits
+(a session event), before the response leaves. A worker that cannot reach the
+database stops confirming, and once ``JWT_AUTH_REVOCATION_MAX_DELAY`` has passed
+the protected routes ask the database again, which answers or fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+import typing as t
+
+import sqlalchemy as sa
+from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import StaticPool
+
+from . import revocation
+from .revocation import Entry
+from .revocation import RevocationCache
+
+if t.TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+CHANNEL = revocation.NOTIFY_CHANNEL
+#: How often SQLite's data version is read.
+SQLITE_INTERVAL = 0.01
+#: How often the log is polled on MariaDB and MySQL without Redis.
+POLL_INTERVAL = 0.05
+#: The longest wait after a failure before the next attempt.
+MAX_BACKOFF = 1.0
+
+
+def in_memory_sqlite(db: SQLAlchemy) -> bool:
+    """Whether the app's database is SQLite in memory (one shared connection)."""
+    return isinstance(db.engine.pool, (StaticPool, SingletonThreadPool))
+
+
+class DatabaseFollower:
+    """Keeps one worker's cache current from the revocation log.
+
+    :param cache: the worker's cache.
+    :param db: the app's Flask-SQLAlchemy object (its engine is used outside of
+        any request).
+    :param table: the revocation log.
+    :param redis_url: wake on Redis pub/sub instead of the database's own
+        notifications.
+    """
+
+    def __init__(
+        self,
+        cache: RevocationCache,
+        db: SQLAlchemy,
+        table: sa.Table,
+        redis_url: str | None = None,
+    ) -> None:
+        self.cache = cache
+        self.db = db
+        self.table = table
+        self.redis_url = redis_url
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pid: int | None = None
+        self._started = threading.Lock()
+        self._redis: t.Any = None
+        #: Seconds between questions when nothing wakes the follower.
+        self.interval = POLL_INTERVAL
+        #: Set once the first load is done.
+        self.loaded = threading.Event()
+
+    @property
+    def dialect(self) -> str:
+        return self.db.engine.dialect.name
+
+    # Starting, in every worker process --------------------------------------------
+
+    def ensure_running(self) -> None:
+        """Start the threads in this process if they are not running (the first
+        protected request of each worker; a fork leaves them behind)."""
+        if self._pid == os.getpid():
+            return
+        with self._started:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            self.loaded.clear()
+            self.cache.lapse()
+            self._start_threads()
+
+    def _start_threads(self) -> None:
+        engine = self.db.engine
+        if self.dialect == "sqlite" and in_memory_sqlite(self.db):
+            # One process, one connection: every revocation is this worker's own.
+            self.cache.confirm(math.inf)
+            self.loaded.set()
+            return
+        max_delay = self.cache.max_delay
+        if self.dialect == "sqlite":
+            self.interval = SQLITE_INTERVAL
+        elif self.redis_url or self.dialect == "postgresql":
+            self.interval = min(0.25, max_delay / 4)
+        else:
+            self.interval = min(POLL_INTERVAL, max_delay / 4)
+        self._spawn(self._follow, engine, "follower")
+        if self.redis_url:
+            self._spawn(self._listen_redis, None, "Redis listener")
+        elif self.dialect == "postgresql":
+            self._spawn(self._listen_postgresql, engine, "PostgreSQL listener")
+
+    def _spawn(self, target: t.Callable[[t.Any], None], arg: t.Any, what: str) -> None:
+        thread = threading.Thread(
+            target=target, args=(arg,), name=f"jwt-auth revocation {what}", daemon=True
+        )
+        thread.start()
+
+    def stop(self) -> None:
+        """Stop the threads (tests, and an app torn down)."""
+        self._stop.set()
+        self._wake.set()
+        self._pid = None
+
+    def wake(self) -> None:
+        """Ask the log now (a notification arrived)."""
+        self._wake.set()
+
+    # The follower --------------------------------------------------------------------
+
+    def _follow(self, engine: sa.Engine) -> None:
+        backoff = 0.05
+        connection: sa.Connection | None = None
+        version: t.Any = None
+        while not self._stop.is_set():
+            asked_at = time.monotonic()
+            try:
+                if connection is None:
+                    connection = engine.connect().execution_options(
+                        isolation_level="AUTOCOMMIT"
+                    )
+                    version = None
+                if self.dialect == "sqlite":
+                    current = connection.exec_driver_sql("PRAGMA data_version").scalar()
+                    changed, version = current != version, current
+                    if changed or not self.loaded.is_set():
+                        self._catch_up(connection)
+                else:
+                    self._catch_up(connection)
+            except Exception as e:
+                logger.warning(
+                    "The revocation follower lost the database (%s); protected"
+                    " routes ask the database until it is back.",
+                    type(e).__name__,
+                )
+                if connection is not None:
+                    try:
+                        connection.invalidate()
+                        connection.close()
+                    except Exception:  # noqa: S110 - already broken
+                        pass
+                connection = None
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
+            backoff = 0.05
+            self.cache.confirm(asked_at)
+            self._wake.wait(self.interval)
+            self._wake.clear()
+        if connection is not None:
+            connection.close()
+
+    def _catch_up(self, connection: sa.Connection) -> None:
+        if not self.loaded.is_set():
+            highest = revocation.last_seq(connection, self.table)
+            entries = revocation.read_after(
+                connection, self.table, 0, live_at=int(time.time())
+            )
+            self.cache.load(entries, highest)
+            self.loaded.set()
+            return
+        entries = revocation.read_after(
+            connection, self.table, self.cache.highest, self.cache.gaps
+        )
+        if entries:
+            self.cache.apply(entries)
+
+    # Wake-ups ------------------------------------------------------------------------
+
+    def _listen_postgresql(self, engine: sa.Engine) -> None:
+        import psycopg
+
+        url = engine.url.set(drivername="postgresql")
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    url.render_as_string(hide_password=False), autocommit=True
+                ) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.wake()  # anything sent while not listening
+                    backoff = 0.05
+                    while not self._stop.is_set():
+                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                            self.wake()
+            except Exception as e:
+                logger.warning(
+                    "The revocation listener lost PostgreSQL (%s); reconnecting.",
+                    type(e).__name__,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _redis_client(self) -> t.Any:
+        if self._redis is None:
+            import redis
+
+            self._redis = redis.Redis.from_url(
+                t.cast(str, self.redis_url),
+                socket_timeout=1.0,
+                socket_connect_timeout=1.0,
+            )
+        return self._redis
+
+    def _listen_redis(self, _: None) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                pubsub = self._redis_client().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                self.wake()
+                backoff = 0.05
+                while not self._stop.is_set():
+                    if pubsub.get_message(timeout=0.5) is not None:
+                        self.wake()
+            except Exception as e:
+                logger.warning(
+                    "The revocation listener lost Redis (%s); reconnecting.",
+                    type(e).__name__,
+                )
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def published(self) -> None:
+        """Tell the other workers that this one committed revocations."""
+        if not self.redis_url:
+            return
+        try:
+            self._redis_client().publish(CHANNEL, b"")
+        except Exception as e:
+            logger.warning(
+                "Could not publish a revocation on Redis (%s); other workers see"
+                " it at their next poll.",
+                type(e).__name__,
+            )
+
+
+def install(
+    db: SQLAlchemy,
+    pending_key: str,
+    cache: RevocationCache,
+    follower: DatabaseFollower | None,
+) -> None:
+    """Apply this worker's revocations to its cache when their transaction
+    commits, and tell the others; forget them on a rollback.
+
+    :param pending_key: where the app's store notes them in ``session.info``.
+    """
+    session_class = db.session
+
+    @sa.event.listens_for(session_class, "after_commit")
+    def applied(session: sa.orm.Session) -> None:
+        pending: list[Entry] | None = session.info.pop(pending_key, None)
+        if pending:
+            cache.apply(pending, from_log=False)
+            if follower is not None:
+                follower.published()
+                follower.wake()
+
+    @sa.event.listens_for(session_class, "after_rollback")
+    def forgotten(session: sa.orm.Session) -> None:
+        session.info.pop(pending_key, None)
