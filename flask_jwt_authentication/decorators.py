@@ -100,10 +100,14 @@ def authenticate(
             user = None
             setattr(g, _G_KEY, None)
         elif isinstance(state, VerifyOnlyState):
-            # Keys from the JWKS, no database: revocation cannot be checked
-            # (docs/resource-server.rst).
+            # Keys from the JWKS, no database: revocation is checked only when
+            # the issuer's revocation feed is followed (docs/resource-server.rst).
             claims = state.decode(token)
             check_binding(state, scheme, token, claims)
+            if state.feed is not None:
+                reason = state.feed.check(claims)
+                if reason is not None:
+                    raise InvalidToken(reason)
             _send_decoded(claims, token)
             user = state.load_user(claims["uid"])
             setattr(g, _G_KEY, Authentication(claims, user, token))

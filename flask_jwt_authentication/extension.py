@@ -59,10 +59,6 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("flask_jwt_authentication")
 
-#: Seconds a revocation log row for a session or a user is kept beyond the last
-#: access token it covers (clock differences between workers).
-REVOCATION_MARGIN = 60
-
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
 
@@ -142,13 +138,6 @@ class JWTAuthentication:
         flood = FloodControl(app.config)
         push = revocation.load_push_settings(app.config)
         store = Store(db, tables)
-        cache, follower = None, None
-        if push.push:
-            cache = revocation.RevocationCache(push.max_delay)
-            follower = revocation_feed.DatabaseFollower(
-                cache, db, tables.revocations, push.redis_url
-            )
-            revocation_feed.install(db, store.pending_key, cache, follower)
         app.extensions[EXTENSION_KEY] = state = AppState(
             extension=self,
             db=db,
@@ -156,8 +145,6 @@ class JWTAuthentication:
             tables=tables,
             store=store,
             flood=flood,
-            revocations=cache,
-            follower=follower,
             overrides=SettingsStore(
                 db=db,
                 table=tables.settings,
@@ -168,21 +155,11 @@ class JWTAuthentication:
                 configured_keys=functools.partial(keys_for, app.config, encryption),
             ),
         )
-        configured_ttl = settings.access_token_ttl
-
-        def horizon(now: int) -> int:
-            # The last access token issued by now expires by then, even if the
-            # lifetime was lowered at run time meanwhile.
-            current = state.overrides.settings()
-            ttl = max(configured_ttl, current.access_token_ttl)
-            return now + ttl + current.leeway + REVOCATION_MARGIN
-
-        store.horizon = horizon
         # Reloads happen before a request takes a database connection, never
         # in the middle of one (see KeyRing.refresh); settings first, since a
-        # change of algorithm switches the key ring.
-        app.before_request(app.extensions[EXTENSION_KEY].overrides.refresh)
-        app.before_request(ring.refresh)
+        # change of algorithm switches the key ring. In push mode the follower
+        # thread does them.
+        revocation_feed.set_up(app, state, push, settings.access_token_ttl)
         from .cli import jwt_cli
         from .standards import standard_routes
         from .views import make_blueprint

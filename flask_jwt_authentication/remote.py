@@ -33,6 +33,9 @@ from .keys import MAX_KID_LENGTH
 from .keys import Key
 from .keys import KeySet
 from .keys import _check_key_type
+from .revocation import RevocationCache
+from .revocation import load_push_settings
+from .revocation_remote import HttpFollower
 from .state import VerifyOnlyState
 
 if t.TYPE_CHECKING:
@@ -332,4 +335,35 @@ def load_state(extension: JWTAuthentication, app: Flask) -> VerifyOnlyState:
         ),
         timeout=config._whole(app_config, "JWT_AUTH_JWKS_TIMEOUT", minimum=1),
     )
-    return VerifyOnlyState(extension=extension, settings=settings, keys=keys)
+    return VerifyOnlyState(
+        extension=extension,
+        settings=settings,
+        keys=keys,
+        feed=_revocation_feed(app_config),
+    )
+
+
+def _revocation_feed(app_config: t.Mapping[str, t.Any]) -> HttpFollower | None:
+    """The follower of the issuer's revocation feed, in push mode."""
+    push = load_push_settings(app_config)
+    if not push.push:
+        if push.feed_url:
+            raise ConfigurationError(
+                "JWT_AUTH_REVOCATION_FEED_URL is set but JWT_AUTH_REVOCATION_SYNC is"
+                " not 'push': set it to 'push' to follow the feed, or remove the URL.",
+                setting="JWT_AUTH_REVOCATION_SYNC",
+            )
+        return None
+    for name, value in (
+        ("JWT_AUTH_REVOCATION_FEED_URL", push.feed_url),
+        ("JWT_AUTH_REVOCATION_FEED_CLIENT_ID", push.feed_client_id),
+        ("JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET", push.feed_client_secret),
+    ):
+        if not value:
+            raise ConfigurationError(
+                f"{name} is required on a resource server in push mode: the"
+                " issuer's {prefix}/revocations URL and one of its"
+                " JWT_AUTH_INTROSPECTION_CLIENTS.",
+                setting=name,
+            )
+    return HttpFollower(RevocationCache(push.max_delay), push)

@@ -15,8 +15,11 @@ at most the poll interval:
 * SQLite: ``PRAGMA data_version`` every 10 ms tells whether another connection
   committed anything; the log is read only then. SQLite in memory lives in one
   process, whose own revocations are applied at commit: there is nothing to
-  follow.
+  follow, and no follower is made.
 * MariaDB and MySQL without Redis: the log is polled every 50 ms.
+
+The follower thread also does the periodic reloads of the stored settings and
+keys, so that no protected request ever waits for a query.
 
 The revoking worker applies its own revocations when its transaction commits
 (a session event), before the response leaves. A worker that cannot reach the
@@ -42,7 +45,11 @@ from .revocation import Entry
 from .revocation import RevocationCache
 
 if t.TYPE_CHECKING:
+    from flask import Flask
     from flask_sqlalchemy import SQLAlchemy
+
+    from .revocation import PushSettings
+    from .state import AppState
 
 logger = logging.getLogger("flask_jwt_authentication")
 
@@ -77,11 +84,20 @@ class DatabaseFollower:
         db: SQLAlchemy,
         table: sa.Table,
         redis_url: str | None = None,
+        *,
+        app: Flask | None = None,
+        reload: t.Callable[[], None] | None = None,
     ) -> None:
         self.cache = cache
         self.db = db
         self.table = table
         self.redis_url = redis_url
+        self.app = app
+        #: The other periodic reloads (stored settings, keys), done by the
+        #: follower thread so that no request waits for them.
+        self.reload = reload
+        #: Set once the thread has done the reloads (requests do them till then).
+        self.reloading = threading.Event()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pid: int | None = None
@@ -109,16 +125,19 @@ class DatabaseFollower:
             self._pid = os.getpid()
             self._stop.clear()
             self.loaded.clear()
+            self.reloading.clear()
             self.cache.lapse()
             self._start_threads()
 
+    def before_request(self) -> None:
+        """Start the threads if needed; until they do the periodic reloads, the
+        request does them."""
+        self.ensure_running()
+        if not self.reloading.is_set() and self.reload is not None:
+            self.reload()
+
     def _start_threads(self) -> None:
         engine = self.db.engine
-        if self.dialect == "sqlite" and in_memory_sqlite(self.db):
-            # One process, one connection: every revocation is this worker's own.
-            self.cache.confirm(math.inf)
-            self.loaded.set()
-            return
         max_delay = self.cache.max_delay
         if self.dialect == "sqlite":
             self.interval = SQLITE_INTERVAL
@@ -187,10 +206,23 @@ class DatabaseFollower:
                 continue
             backoff = 0.05
             self.cache.confirm(asked_at)
+            self._reload()
             self._wake.wait(self.interval)
             self._wake.clear()
         if connection is not None:
             connection.close()
+
+    def _reload(self) -> None:
+        if self.reload is None or self.app is None:
+            return
+        try:
+            with self.app.app_context():
+                self.reload()
+        except Exception as e:
+            logger.warning("A periodic reload failed (%s).", type(e).__name__)
+            self.reloading.clear()
+            return
+        self.reloading.set()
 
     def _catch_up(self, connection: sa.Connection) -> None:
         if not self.loaded.is_set():
@@ -302,3 +334,53 @@ def install(
     @sa.event.listens_for(session_class, "after_rollback")
     def forgotten(session: sa.orm.Session) -> None:
         session.info.pop(pending_key, None)
+
+
+#: Seconds a revocation log row for a session or a user is kept beyond the last
+#: access token it covers (clock differences between workers).
+REVOCATION_MARGIN = 60
+
+
+def set_up(
+    app: Flask, state: AppState, push: PushSettings, configured_ttl: int
+) -> None:
+    """Wire the revocation log and, in push mode, the worker's cache and its
+    follower into ``state``; register the periodic reloads before each request
+    (or, with a follower, in its thread).
+
+    :param configured_ttl: the configured access-token lifetime.
+    """
+
+    def horizon(now: int) -> int:
+        # The last access token issued by now expires by then, even if the
+        # lifetime was lowered at run time meanwhile.
+        current = state.overrides.settings()
+        ttl = max(configured_ttl, current.access_token_ttl)
+        return now + ttl + current.leeway + REVOCATION_MARGIN
+
+    state.store.horizon = horizon
+
+    def reload() -> None:
+        state.overrides.refresh()
+        state.keys.refresh()
+
+    follower = None
+    if push.push:
+        cache = RevocationCache(push.max_delay)
+        with app.app_context():
+            in_memory = in_memory_sqlite(state.db)
+        if in_memory:
+            # One process, one connection: every revocation is its own.
+            cache.confirm(math.inf)
+        else:
+            follower = DatabaseFollower(
+                cache,
+                state.db,
+                state.tables.revocations,
+                push.redis_url,
+                app=app,
+                reload=reload,
+            )
+        install(state.db, state.store.pending_key, cache, follower)
+        state.revocations, state.follower = cache, follower
+    app.before_request(reload if follower is None else follower.before_request)

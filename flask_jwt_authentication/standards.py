@@ -31,6 +31,7 @@ from .introspection import IntrospectionClients
 from .introspection import load_clients
 from .login import client_address
 from .passwords import is_active
+from .revocation_remote import make_feed
 from .state import AppState
 from .state import get_state
 
@@ -291,4 +292,8 @@ def standard_routes(settings: Settings, config: t.Mapping[str, t.Any]) -> Routes
         ),
         f"{prefix}/revoke": ("revoke", {"POST": revoke}),
         f"{prefix}/introspect": ("introspect", {"POST": make_introspect(clients)}),
+        f"{prefix}/revocations": (
+            "revocations",
+            {"GET": make_feed(clients, _authenticate_client, get_state)},
+        ),
     }

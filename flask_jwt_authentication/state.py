@@ -33,6 +33,7 @@ if t.TYPE_CHECKING:
     from .remote import RemoteKeys
     from .revocation import RevocationCache
     from .revocation_feed import DatabaseFollower
+    from .revocation_remote import HttpFollower
     from .store import Store
 
 #: The most DPoP proofs a verify-only resource server remembers at once.
@@ -133,6 +134,9 @@ class VerifyOnlyState:
     keys: RemoteKeys
     #: The DPoP proofs seen, for their replay check.
     proofs: ProofCache = dataclasses.field(default_factory=lambda: ProofCache())
+    #: Push mode: the issuer's revocation feed, followed (``None``: revocation
+    #: is not checked, docs/resource-server.rst).
+    feed: HttpFollower | None = None
 
     def decode(self, token: str) -> dict[str, t.Any]:
         """Verify an access token with the JWKS keys and return its claims.

@@ -193,8 +193,9 @@ def test_every_route_is_documented_with_its_methods(
         assert allowed == {m.upper() for m in item if m in HTTP_METHODS} | {"OPTIONS"}
 
 
-def test_basic_authentication_guards_introspection_alone() -> None:
-    """RFC 7662 §2.1: the introspection endpoint authenticates its callers."""
+def test_basic_authentication_guards_introspection_and_the_feed_alone() -> None:
+    """RFC 7662 §2.1: the introspection endpoint authenticates its callers; the
+    revocation feed takes the same clients."""
     document = openapi_document()
     scheme = document["components"]["securitySchemes"]["introspectionClient"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "basic")
@@ -204,7 +205,10 @@ def test_basic_authentication_guards_introspection_alone() -> None:
         for method, op in item.items()
         if {"introspectionClient": []} in op.get("security", [])
     }
-    assert guarded == {(f"{PREFIX}/introspect", "post")}
+    assert guarded == {
+        (f"{PREFIX}/introspect", "post"),
+        (f"{PREFIX}/revocations", "get"),
+    }
 
 
 def test_the_bearer_scheme_guards_the_operations_that_need_a_token() -> None:
@@ -268,6 +272,7 @@ def test_the_document_follows_the_url_prefix(make_app: t.Callable[..., AppEnv]) 
         "/api/v2/auth/logout",
         "/api/v2/auth/openapi.json",
         "/api/v2/auth/refresh",
+        "/api/v2/auth/revocations",
         "/api/v2/auth/revoke",
         "/api/v2/auth/sessions",
         "/api/v2/auth/sessions/{session_id}",
