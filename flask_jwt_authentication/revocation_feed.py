@@ -103,14 +103,14 @@ class DatabaseFollower:
         self._pid: int | None = None
         self._started = threading.Lock()
         self._redis: t.Any = None
+        self._threads: list[threading.Thread] = []
         #: Seconds between questions when nothing wakes the follower.
         self.interval = POLL_INTERVAL
         #: Set once the first load is done.
         self.loaded = threading.Event()
 
-    @property
-    def dialect(self) -> str:
-        return self.db.engine.dialect.name
+    #: The database's dialect name, known once the threads start.
+    dialect = ""
 
     # Starting, in every worker process --------------------------------------------
 
@@ -138,6 +138,7 @@ class DatabaseFollower:
 
     def _start_threads(self) -> None:
         engine = self.db.engine
+        self.dialect = engine.dialect.name
         max_delay = self.cache.max_delay
         if self.dialect == "sqlite":
             self.interval = SQLITE_INTERVAL
@@ -156,12 +157,20 @@ class DatabaseFollower:
             target=target, args=(arg,), name=f"jwt-auth revocation {what}", daemon=True
         )
         thread.start()
+        self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Stop the threads (tests, and an app torn down)."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads and wait for them to close their connections (tests,
+        and an app torn down before its engine is disposed)."""
         self._stop.set()
         self._wake.set()
         self._pid = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
 
     def wake(self) -> None:
         """Ask the log now (a notification arrived)."""
@@ -255,7 +264,7 @@ class DatabaseFollower:
                     self.wake()  # anything sent while not listening
                     backoff = 0.05
                     while not self._stop.is_set():
-                        for _ in connection.notifies(timeout=1.0, stop_after=1):
+                        for _ in connection.notifies(timeout=0.2, stop_after=1):
                             self.wake()
             except Exception as e:
                 logger.warning(
@@ -280,13 +289,14 @@ class DatabaseFollower:
         backoff = 0.05
         while not self._stop.is_set():
             try:
-                pubsub = self._redis_client().pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(CHANNEL)
-                self.wake()
-                backoff = 0.05
-                while not self._stop.is_set():
-                    if pubsub.get_message(timeout=0.5) is not None:
-                        self.wake()
+                client = self._redis_client()
+                with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    pubsub.subscribe(CHANNEL)
+                    self.wake()
+                    backoff = 0.05
+                    while not self._stop.is_set():
+                        if pubsub.get_message(timeout=0.2) is not None:
+                            self.wake()
             except Exception as e:
                 logger.warning(
                     "The revocation listener lost Redis (%s); reconnecting.",

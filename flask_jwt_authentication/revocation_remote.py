@@ -155,6 +155,7 @@ class HttpFollower:
         self._stop = threading.Event()
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def ensure_running(self) -> None:
         """Start the thread in this process if it is not running."""
@@ -167,14 +168,18 @@ class HttpFollower:
             self._stop.clear()
             self.loaded.clear()
             self.cache.lapse()
-            threading.Thread(
+            self._thread = threading.Thread(
                 target=self._follow, name="jwt-auth revocation feed", daemon=True
-            ).start()
+            )
+            self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread (tests, and an app torn down)."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and wait for it (tests, and an app torn down)."""
         self._stop.set()
         self._pid = None
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
 
     def check(self, claims: t.Mapping[str, t.Any]) -> str | None:
         """Why the token of ``claims`` is revoked, or ``None``.

@@ -348,9 +348,18 @@ def make_app(tmp_path: Path) -> t.Iterator[t.Callable[..., AppEnv]]:
 
     yield factory
     for env in made:
+        stop_followers(env.app)
         with env.app.app_context():
             env.db.session.remove()
             env.db.engine.dispose()
+
+
+def stop_followers(app: Flask) -> None:
+    """Stop the threads that follow the revocation log in push mode."""
+    state = app.extensions.get("jwt_authentication")
+    for follower in (getattr(state, "follower", None), getattr(state, "feed", None)):
+        if follower is not None:
+            follower.stop()
 
 
 def http_call(
