@@ -33,6 +33,7 @@ from .errors import TemporarilyUnavailable
 from .keystore import CURRENT
 from .models import read_apart
 from .periodic import Periodic
+from .settings_registry import MAX_TEXT_LENGTH
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -53,8 +54,8 @@ RANGES: t.Mapping[str, tuple[int, int]] = {
     s.name: s.range for s in config.EDITABLE_SETTINGS if s.range is not None
 }
 
-_LIMITS = tuple(s.name for s in config.EDITABLE_SETTINGS if s.kind == "limit")
-_MAX_TEXT = 255
+_LIMITS = tuple(s.name for s in config.EDITABLE_SETTINGS if s.editable == "limit")
+_MAX_TEXT = MAX_TEXT_LENGTH
 
 
 class SettingsError(ConfigurationError):
