@@ -305,16 +305,15 @@ class SettingsStore:
 
 
 def _values_of(settings: config.Settings) -> dict[str, t.Any]:
-    """The editable settings but the flood limits, as ``settings`` has them
-    (whole seconds as integers, the audience as a list)."""
-    return {
-        "JWT_AUTH_ALGORITHM": settings.algorithm,
-        "JWT_AUTH_ACCESS_TOKEN_TTL": settings.access_token_ttl,
-        "JWT_AUTH_REFRESH_TOKEN_TTL": settings.refresh_token_ttl,
-        "JWT_AUTH_ISSUER": settings.issuer,
-        "JWT_AUTH_AUDIENCE": list(settings.audience),
-        "JWT_AUTH_LEEWAY": settings.leeway,
+    """The editable settings :class:`~.config.Settings` carries (all but the
+    flood limits), as ``settings`` has them (whole seconds as integers, the
+    audience as a list)."""
+    values = {
+        s.name: getattr(settings, s.field)
+        for s in config.EDITABLE_SETTINGS
+        if s.attribute
     }
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def _decode(rows: t.Iterable[t.Any]) -> dict[str, t.Any]:
