@@ -24,9 +24,11 @@ the section of ``docs/config.rst`` it belongs to; for a delay in seconds, say::
 Then read it with ``read(app.config, "JWT_AUTH_<NAME>")`` where it is used (at
 start-up, so a bad value stops the app there), and describe it in a ``.. data::``
 paragraph of ``docs/config.rst`` ending with its default (tests/test_docs.py
-requires both; the tables of that page update themselves). A new kind of value
-gets a parser here: a function ``(setting, config, app_name) -> value`` that
-raises ``setting.fail(message)``. Options of an entry:
+requires both; the tables of that page update themselves). Ready parsers
+cover whole seconds (:func:`seconds`), fractions (:func:`number`), one of some
+words (:func:`choice`), text, flags, URLs and more; a new kind of value gets a
+parser here: a function ``(setting, config, app_name) -> value`` that raises
+``setting.fail(message)``. Options of an entry:
 
 - ``attribute=True`` puts it on :class:`.config.Settings` (add the field there,
   with ``_default(name)`` as its default): only for what the pure token code
@@ -215,6 +217,50 @@ def whole(s: Setting, value: t.Any, *, minimum: int, unit: str = "seconds") -> i
             f" got {value!r}."
         )
     return int(value)
+
+
+def number(minimum: float, unit: str = "seconds") -> Parse:
+    """A finite number of ``unit`` (fractions allowed) of at least ``minimum``:
+    an integer, a float, a numeric string or a ``timedelta``."""
+
+    def parse(s: Setting, config: t.Mapping[str, t.Any], app_name: str) -> float:
+        value = s.raw(config)
+        if isinstance(value, datetime.timedelta):
+            value = value.total_seconds()
+        elif isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise s.fail(
+                    f"{s.name} must be a number of {unit}, got {value!r}."
+                ) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise s.fail(f"{s.name} must be a number of {unit}, got {value!r}.")
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number) or number < minimum:
+            raise s.fail(
+                f"{s.name} must be a number of {unit}, at least {minimum};"
+                f" got {value!r}."
+            )
+        return number
+
+    return _accepting(parse, f"{unit}, at least {minimum}")
+
+
+def choice(*values: str) -> Parse:
+    """One of ``values`` (text)."""
+    shown = ", ".join(repr(v) for v in values)
+
+    def parse(s: Setting, config: t.Mapping[str, t.Any], app_name: str) -> str:
+        value = s.raw(config)
+        if not isinstance(value, str) or value not in values:
+            raise s.fail(f"{s.name} must be one of {shown}, got {value!r}.")
+        return value
+
+    return _accepting(parse, " or ".join(f'``"{v}"``' for v in values))
 
 
 def optional_seconds(minimum: int) -> Parse:

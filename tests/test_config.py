@@ -382,3 +382,28 @@ def test_a_registry_entry_is_checked() -> None:
         Setting("JWT_AUTH_X", False, flag, "Section", "Help.", editable="seconds")
     with pytest.raises(ValueError, match="range"):
         Setting("JWT_AUTH_X", False, flag, "Section", "Help.", range=(1, 2))
+
+
+def test_the_number_and_choice_parsers() -> None:
+    """Fractional seconds and one-of-some-words settings (such as a delay and a
+    mode) are a registry entry each, with these parsers."""
+    from flask_jwt_authentication.settings_registry import Setting
+    from flask_jwt_authentication.settings_registry import choice
+    from flask_jwt_authentication.settings_registry import number
+
+    delay = Setting("JWT_AUTH_X_DELAY", 1.0, number(0), "Section", "Help.")
+    assert delay.read({}) == 1.0
+    assert delay.read({"JWT_AUTH_X_DELAY": "0.25"}) == 0.25
+    assert delay.read({"JWT_AUTH_X_DELAY": datetime.timedelta(seconds=2)}) == 2.0
+    assert delay.values == "seconds, at least 0"
+    for bad in (-0.1, "soon", True, float("nan"), float("inf"), 10**400, None):
+        with pytest.raises(ConfigurationError) as caught:
+            delay.read({"JWT_AUTH_X_DELAY": bad})
+        assert caught.value.setting == "JWT_AUTH_X_DELAY"
+    mode = Setting("JWT_AUTH_X_MODE", "a", choice("a", "b"), "Section", "Help.")
+    assert mode.read({}) == "a"
+    assert mode.read({"JWT_AUTH_X_MODE": "b"}) == "b"
+    assert mode.values == '``"a"`` or ``"b"``'
+    for bad in ("c", "A", None, 1):
+        with pytest.raises(ConfigurationError, match="one of 'a', 'b'"):
+            mode.read({"JWT_AUTH_X_MODE": bad})
