@@ -84,9 +84,15 @@ def import_file(path: Path, name: str) -> t.Iterator[types.ModuleType]:
         del sys.modules[name]
 
 
-def example_module(
-    filename: str,
-) -> contextlib.AbstractContextManager[types.ModuleType]:
+#: The folder of the examples, put on the import path while one is imported.
+EXAMPLES = Path(__file__).parent.parent / "examples"
+#: The files under ``examples/`` that examples import (a deployed example needs
+#: them beside it).
+SHARED_EXAMPLE_MODULES = ("users.py",)
+
+
+@contextlib.contextmanager
+def example_module(filename: str) -> t.Iterator[types.ModuleType]:
     """Import ``examples/<filename>`` under a name of its own, for the test's time.
 
     The examples are files, not a package: tests import them as a reader would
@@ -95,15 +101,6 @@ def example_module(
     share (``examples/users.py``) imported afresh, so that no two examples share
     a ``db``.
     """
-    return _example_module(filename)
-
-
-#: The folder of the examples, put on the import path while one is imported.
-EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-@contextlib.contextmanager
-def _example_module(filename: str) -> t.Iterator[types.ModuleType]:
     shared = [name.removesuffix(".py") for name in SHARED_EXAMPLE_MODULES]
     for name in shared:
         sys.modules.pop(name, None)
@@ -118,11 +115,6 @@ def _example_module(filename: str) -> t.Iterator[types.ModuleType]:
         sys.path.remove(str(EXAMPLES))
         for name in shared:
             sys.modules.pop(name, None)
-
-
-#: The files under ``examples/`` that examples import (a deployed example needs
-#: them beside it).
-SHARED_EXAMPLE_MODULES = ("users.py",)
 
 
 def key_path(name: str) -> Path:
