@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+# The jwt-settings directive (docs/settings_table.py) writes the settings tables
+# from the package's registry.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 project = "flask_jwt_authentication"
 author = "The flask_jwt_authentication developers"
@@ -12,6 +17,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
+    "settings_table",
 ]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -11,7 +11,8 @@ and open http://127.0.0.1:5000/. The refresh cookie is ``Secure``: browsers keep
 it on ``http://127.0.0.1`` and ``http://localhost``, which they count as secure
 contexts; anywhere else serve the app over HTTPS.
 
-The database is ``examples/instance/spa.db``. Set ``JWT_AUTH_SECRET_KEY``
+The database is ``examples/instance/spa.db``; the user model, its loaders and
+the ``create-user`` command are in ``examples/users.py``. Set ``JWT_AUTH_SECRET_KEY``
 (64 random characters) to keep tokens valid across restarts.
 """
 
@@ -21,14 +22,13 @@ import os
 import secrets
 import typing as t
 
-import click
 from flask import Flask
 from flask import Response
-from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.orm import Mapped
-from sqlalchemy.orm import mapped_column
-from werkzeug.security import generate_password_hash
+from users import create_tables
+from users import create_user
+from users import db
+from users import find_user
+from users import load_user
 
 from flask_jwt_authentication import JWTAuthentication
 from flask_jwt_authentication import current_user
@@ -42,31 +42,9 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-class Base(DeclarativeBase):
-    pass
-
-
-db = SQLAlchemy(model_class=Base)
 jwt = JWTAuthentication()
-
-
-class User(db.Model):  # type: ignore[name-defined,misc]
-    id: Mapped[int] = mapped_column(primary_key=True)
-    username: Mapped[str] = mapped_column(db.String(255), unique=True)
-    password_hash: Mapped[str] = mapped_column(db.String(255))
-    is_active: Mapped[bool] = mapped_column(default=True)
-
-
-@jwt.user_lookup
-def find_user(username: str) -> User | None:
-    return db.session.execute(
-        db.select(User).filter_by(username=username.strip())
-    ).scalar_one_or_none()
-
-
-@jwt.user_loader
-def load_user(uid: t.Any) -> User | None:
-    return db.session.get(User, uid) if isinstance(uid, int) else None
+jwt.user_lookup(find_user)  # log-in: the username to the user
+jwt.user_loader(load_user)  # protected routes: the token's uid to the user
 
 
 def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
@@ -107,23 +85,7 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
-    @app.cli.command("create-user")
-    @click.argument("username")
-    @click.password_option()
-    def create_user(username: str, password: str) -> None:
-        """Create a user who can log in (or set the password of an existing one)."""
-        user = find_user(username)
-        if user is None:
-            db.session.add(
-                User(username=username, password_hash=generate_password_hash(password))
-            )
-            message = f"Created user {username!r}."
-        else:
-            user.password_hash = generate_password_hash(password)
-            message = f"Set the password of user {username!r}."
-        db.session.commit()
-        click.echo(message)
-
+    app.cli.add_command(create_user)
     with app.app_context():
-        db.create_all()
+        create_tables()
     return app

@@ -33,7 +33,6 @@ from .keyring import KeyRing
 from .keys import configured_keys
 from .keys import keys_for
 from .keystore import KeyStore
-from .keystore import key_encryption
 from .limits import FloodControl
 from .limits import normalize_username
 from .models import build_tables
@@ -48,6 +47,7 @@ from .passwords import check_credentials
 from .passwords import werkzeug_method
 from .passwords import werkzeug_needs_rehash
 from .passwords import werkzeug_verifier
+from .settings_registry import read
 from .state import EXTENSION_KEY
 from .state import AppState
 from .state import get_state
@@ -126,7 +126,7 @@ class JWTAuthentication:
                     " call init_app(app, db=db) after db.init_app(app)."
                 )
         settings = config.load_settings(app.config, app.name)
-        encryption = key_encryption(app.config.get("JWT_AUTH_KEY_ENCRYPTION_KEY"))
+        encryption = read(app.config, "JWT_AUTH_KEY_ENCRYPTION_KEY")
         configured = configured_keys(app.config, settings.algorithm, encryption)
         tables = build_tables(db.metadata)
         ring = KeyRing(

@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 from werkzeug.security import check_password_hash
 from werkzeug.security import generate_password_hash
 
-from .errors import ConfigurationError
+from .settings_registry import read
 
 #: Prefixes of the hash formats Werkzeug writes (``method$salt$hash``).
 _HASH_PREFIXES = ("scrypt:", "pbkdf2:")
@@ -82,25 +82,10 @@ def load_clients(config: t.Mapping[str, t.Any]) -> IntrospectionClients:
 
     :raises ConfigurationError: the setting is not a mapping of non-empty strings.
     """
-    value = config.get(_KEY) or {}
-    if not isinstance(value, t.Mapping):
-        raise ConfigurationError(
-            f"{_KEY} must be a mapping of client id to secret (or a Werkzeug hash "
-            "of it), for example {'gateway': generate_password_hash(secret)}."
-        )
+    value: dict[str, str] = read(config, _KEY)
     clients: dict[str, IntrospectionClient] = {}
     method = "scrypt"
     for client_id, secret in value.items():
-        if not isinstance(client_id, str) or not client_id or ":" in client_id:
-            raise ConfigurationError(
-                f"{_KEY}: client ids must be non-empty strings without ':' "
-                "(HTTP Basic cannot carry one)."
-            )
-        if not isinstance(secret, str) or not secret:
-            raise ConfigurationError(
-                f"{_KEY}: the secret of client {client_id!r} must be a non-empty "
-                "string (preferably werkzeug.security.generate_password_hash(...))."
-            )
         hashed = _is_hash(secret)
         if hashed:
             method = secret.split("$", 1)[0]

@@ -19,7 +19,6 @@ import time
 import typing as t
 
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from cryptography.fernet import MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +31,7 @@ from .keys import Key
 from .keys import asymmetric_key
 from .keys import hmac_key
 from .models import read_apart
+from .settings_registry import read
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -45,24 +45,16 @@ STATES = (NEXT, CURRENT, RETIRING, RETIRED)
 
 
 def key_encryption(value: t.Any) -> MultiFernet | None:
-    """The key-encryption keys of ``JWT_AUTH_KEY_ENCRYPTION_KEY``.
+    """The key-encryption keys of a ``JWT_AUTH_KEY_ENCRYPTION_KEY`` value, parsed
+    by the setting's parser (:func:`.settings_registry.fernet_keys`).
 
     One Fernet key, or a list of them: the first encrypts, all decrypt, so the
     key-encryption key itself can be rotated.
 
     :raises ConfigurationError: a value is not a Fernet key.
     """
-    if value is None or value == "" or value == []:
-        return None
-    try:
-        values = [value] if isinstance(value, (str, bytes)) else list(value)
-        return MultiFernet([Fernet(v) for v in values])
-    except (ValueError, TypeError):
-        raise ConfigurationError(
-            "JWT_AUTH_KEY_ENCRYPTION_KEY must be a Fernet key (or a list of them):"
-            ' make one with `python -c "from cryptography.fernet import Fernet;'
-            ' print(Fernet.generate_key().decode())"`.'
-        ) from None
+    name = "JWT_AUTH_KEY_ENCRYPTION_KEY"
+    return t.cast("MultiFernet | None", read({name: value}, name))
 
 
 def retire_after(settings: Settings) -> int:

@@ -43,10 +43,10 @@ from limits.storage import Storage
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from .config import DEFAULTS
 from .errors import ConfigurationError
 from .errors import TemporarilyUnavailable
 from .errors import TooManyRequests
+from .settings_registry import read
 
 logger = logging.getLogger("flask_jwt_authentication")
 
@@ -66,27 +66,7 @@ def normalize_username(username: str) -> str:
 
 def _parse(config: t.Mapping[str, t.Any], key: str) -> limits.RateLimitItem | None:
     """The limit under ``key``; ``None`` (or an empty string) turns it off."""
-    value = config.get(key, DEFAULTS[key])
-    if value is None or value is False or value == "":
-        return None
-    try:
-        return limits.parse(str(value))
-    except ValueError:
-        raise ConfigurationError(
-            f"{key} must be a rate limit such as '5 per 5 minutes', got {value!r}."
-        ) from None
-
-
-def _prefix_length(config: t.Mapping[str, t.Any]) -> int:
-    value = config.get(
-        "JWT_AUTH_IPV6_PREFIX_LENGTH", DEFAULTS["JWT_AUTH_IPV6_PREFIX_LENGTH"]
-    )
-    if isinstance(value, bool) or not isinstance(value, int) or not 32 <= value <= 128:
-        raise ConfigurationError(
-            "JWT_AUTH_IPV6_PREFIX_LENGTH must be an integer from 32 to 128 (64"
-            " counts each /64 network as one client)."
-        )
-    return value
+    return t.cast("limits.RateLimitItem | None", read(config, key))
 
 
 def address_key(address: str, ipv6_prefix: int = 64) -> str:
@@ -167,7 +147,7 @@ class FloodControl:
         user_limit = _parse(config, "JWT_AUTH_FLOOD_USER_LIMIT")
         account_limit = _parse(config, "JWT_AUTH_FLOOD_ACCOUNT_LIMIT")
         refresh_limit = _parse(config, "JWT_AUTH_FLOOD_REFRESH_LIMIT")
-        ipv6_prefix = _prefix_length(config)
+        ipv6_prefix: int = read(config, "JWT_AUTH_IPV6_PREFIX_LENGTH")
         self.ip_limit, self.user_limit = ip_limit, user_limit
         self.account_limit, self.refresh_limit = account_limit, refresh_limit
         self.ipv6_prefix = ipv6_prefix

@@ -33,6 +33,7 @@ from .errors import TemporarilyUnavailable
 from .keystore import CURRENT
 from .models import read_apart
 from .periodic import Periodic
+from .settings_registry import MAX_TEXT_LENGTH
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -53,8 +54,8 @@ RANGES: t.Mapping[str, tuple[int, int]] = {
     s.name: s.range for s in config.EDITABLE_SETTINGS if s.range is not None
 }
 
-_LIMITS = tuple(s.name for s in config.EDITABLE_SETTINGS if s.kind == "limit")
-_MAX_TEXT = 255
+_LIMITS = tuple(s.name for s in config.EDITABLE_SETTINGS if s.editable == "limit")
+_MAX_TEXT = MAX_TEXT_LENGTH
 
 
 class SettingsError(ConfigurationError):
@@ -304,16 +305,15 @@ class SettingsStore:
 
 
 def _values_of(settings: config.Settings) -> dict[str, t.Any]:
-    """The editable settings but the flood limits, as ``settings`` has them
-    (whole seconds as integers, the audience as a list)."""
-    return {
-        "JWT_AUTH_ALGORITHM": settings.algorithm,
-        "JWT_AUTH_ACCESS_TOKEN_TTL": settings.access_token_ttl,
-        "JWT_AUTH_REFRESH_TOKEN_TTL": settings.refresh_token_ttl,
-        "JWT_AUTH_ISSUER": settings.issuer,
-        "JWT_AUTH_AUDIENCE": list(settings.audience),
-        "JWT_AUTH_LEEWAY": settings.leeway,
+    """The editable settings :class:`~.config.Settings` carries (all but the
+    flood limits), as ``settings`` has them (whole seconds as integers, the
+    audience as a list)."""
+    values = {
+        s.name: getattr(settings, s.field)
+        for s in config.EDITABLE_SETTINGS
+        if s.attribute
     }
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def _decode(rows: t.Iterable[t.Any]) -> dict[str, t.Any]:

@@ -36,6 +36,7 @@ from .keys import _check_key_type
 from .revocation import RevocationCache
 from .revocation import load_push_settings
 from .revocation_remote import HttpFollower
+from .settings_registry import read
 from .state import VerifyOnlyState
 
 if t.TYPE_CHECKING:
@@ -282,21 +283,9 @@ def _unknown(keyset: KeySet, kid: object) -> bool:
 
 
 def _jwks_url(app_config: t.Mapping[str, t.Any]) -> str:
-    url = app_config.get("JWT_AUTH_JWKS_URL")
-    if not isinstance(url, str):
-        raise ConfigurationError("JWT_AUTH_JWKS_URL must be a string (a URL).")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        scheme, host = parts.scheme.lower(), parts.hostname
-    except ValueError:
-        scheme, host = "", None
-    if scheme not in ("http", "https") or not host:
-        # The value may carry credentials: never repeat it.
-        raise ConfigurationError(
-            "JWT_AUTH_JWKS_URL must be an http(s) URL with a host (such as"
-            " https://auth.example.com/.well-known/jwks.json); the value given is"
-            " not one (not shown, it may hold credentials)."
-        )
+    url: str = read(app_config, "JWT_AUTH_JWKS_URL")
+    parts = urllib.parse.urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname
     if scheme == "http" and host not in _LOOPBACK_HOSTS:
         logger.warning(
             "JWT_AUTH_JWKS_URL %s is plain HTTP: whoever can alter the traffic can"
@@ -329,11 +318,9 @@ def load_state(extension: JWTAuthentication, app: Flask) -> VerifyOnlyState:
     keys = RemoteKeys(
         _jwks_url(app_config),
         settings.algorithm,
-        cache_ttl=config._whole(app_config, "JWT_AUTH_JWKS_CACHE_TTL", minimum=1),
-        min_refresh_interval=config._whole(
-            app_config, "JWT_AUTH_JWKS_MIN_REFRESH_INTERVAL", minimum=1
-        ),
-        timeout=config._whole(app_config, "JWT_AUTH_JWKS_TIMEOUT", minimum=1),
+        cache_ttl=read(app_config, "JWT_AUTH_JWKS_CACHE_TTL"),
+        min_refresh_interval=read(app_config, "JWT_AUTH_JWKS_MIN_REFRESH_INTERVAL"),
+        timeout=read(app_config, "JWT_AUTH_JWKS_TIMEOUT"),
     )
     return VerifyOnlyState(
         extension=extension,

@@ -355,59 +355,13 @@ def load_push_settings(config: t.Mapping[str, t.Any]) -> PushSettings:
 
     :raises ConfigurationError: one is invalid, named with the fix.
     """
-    from .errors import ConfigurationError
+    from .settings_registry import read
 
-    sync = config.get("JWT_AUTH_REVOCATION_SYNC", "database")
-    if sync not in ("database", "push"):
-        raise ConfigurationError(
-            f"JWT_AUTH_REVOCATION_SYNC must be 'database' or 'push', got {sync!r}.",
-            setting="JWT_AUTH_REVOCATION_SYNC",
-        )
-    delay = config.get("JWT_AUTH_REVOCATION_MAX_DELAY", 1.0)
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, (int, float))
-        or not 0.05 <= delay <= 60
-    ):
-        raise ConfigurationError(
-            "JWT_AUTH_REVOCATION_MAX_DELAY must be a number of seconds from 0.05"
-            f" to 60, got {delay!r}.",
-            setting="JWT_AUTH_REVOCATION_MAX_DELAY",
-        )
-    texts: dict[str, str | None] = {}
-    for name in (
-        "JWT_AUTH_REVOCATION_REDIS_URL",
-        "JWT_AUTH_REVOCATION_FEED_URL",
-        "JWT_AUTH_REVOCATION_FEED_CLIENT_ID",
-        "JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET",
-    ):
-        value = config.get(name)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ConfigurationError(
-                f"{name} must be a non-empty string, or unset.", setting=name
-            )
-        texts[name] = value
-    redis_url = texts["JWT_AUTH_REVOCATION_REDIS_URL"]
-    if redis_url is not None and not redis_url.startswith(
-        ("redis://", "rediss://", "unix://")
-    ):
-        raise ConfigurationError(
-            "JWT_AUTH_REVOCATION_REDIS_URL must be a redis://, rediss:// or unix://"
-            " URL.",
-            setting="JWT_AUTH_REVOCATION_REDIS_URL",
-        )
-    feed_url = texts["JWT_AUTH_REVOCATION_FEED_URL"]
-    if feed_url is not None and not feed_url.startswith(("https://", "http://")):
-        raise ConfigurationError(
-            "JWT_AUTH_REVOCATION_FEED_URL must be an https:// URL (the issuer's"
-            " {prefix}/revocations).",
-            setting="JWT_AUTH_REVOCATION_FEED_URL",
-        )
     return PushSettings(
-        sync=t.cast(str, sync),
-        max_delay=float(delay),
-        redis_url=redis_url,
-        feed_url=feed_url,
-        feed_client_id=texts["JWT_AUTH_REVOCATION_FEED_CLIENT_ID"],
-        feed_client_secret=texts["JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET"],
+        sync=read(config, "JWT_AUTH_REVOCATION_SYNC"),
+        max_delay=read(config, "JWT_AUTH_REVOCATION_MAX_DELAY"),
+        redis_url=read(config, "JWT_AUTH_REVOCATION_REDIS_URL"),
+        feed_url=read(config, "JWT_AUTH_REVOCATION_FEED_URL"),
+        feed_client_id=read(config, "JWT_AUTH_REVOCATION_FEED_CLIENT_ID"),
+        feed_client_secret=read(config, "JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET"),
     )

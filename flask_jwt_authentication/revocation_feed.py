@@ -190,13 +190,7 @@ class DatabaseFollower:
                         isolation_level="AUTOCOMMIT"
                     )
                     version = None
-                if self.dialect == "sqlite":
-                    current = connection.exec_driver_sql("PRAGMA data_version").scalar()
-                    changed, version = current != version, current
-                    if changed or not self.loaded.is_set():
-                        self._catch_up(connection)
-                else:
-                    self._catch_up(connection)
+                version = self.ask(connection, version)
             except Exception as e:
                 logger.warning(
                     "The revocation follower lost the database (%s); protected"
@@ -232,6 +226,20 @@ class DatabaseFollower:
             self.reloading.clear()
             return
         self.reloading.set()
+
+    def ask(self, connection: sa.Connection, version: t.Any) -> t.Any:
+        """One question to the database: what is new in the log (on SQLite only
+        if its data version moved since ``version``). Returns the version seen.
+
+        :raises sqlalchemy.exc.SQLAlchemyError: the database did not answer.
+        """
+        if self.dialect != "sqlite":
+            self._catch_up(connection)
+            return None
+        current = connection.exec_driver_sql("PRAGMA data_version").scalar()
+        if current != version or not self.loaded.is_set():
+            self._catch_up(connection)
+        return current
 
     def _catch_up(self, connection: sa.Connection) -> None:
         if not self.loaded.is_set():

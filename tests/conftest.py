@@ -84,18 +84,37 @@ def import_file(path: Path, name: str) -> t.Iterator[types.ModuleType]:
         del sys.modules[name]
 
 
-def example_module(
-    filename: str,
-) -> contextlib.AbstractContextManager[types.ModuleType]:
+#: The folder of the examples, put on the import path while one is imported.
+EXAMPLES = Path(__file__).parent.parent / "examples"
+#: The files under ``examples/`` that examples import (a deployed example needs
+#: them beside it).
+SHARED_EXAMPLE_MODULES = ("users.py",)
+
+
+@contextlib.contextmanager
+def example_module(filename: str) -> t.Iterator[types.ModuleType]:
     """Import ``examples/<filename>`` under a name of its own, for the test's time.
 
     The examples are files, not a package: tests import them as a reader would
-    run them.
+    run them, with ``examples/`` on the import path (as ``flask --app
+    examples/app.py`` and ``python examples/app.py`` put it), and the module they
+    share (``examples/users.py``) imported afresh, so that no two examples share
+    a ``db``.
     """
-    return import_file(
-        Path(__file__).parent.parent / "examples" / filename,
-        "flask_jwt_authentication_example_" + filename.removesuffix(".py"),
-    )
+    shared = [name.removesuffix(".py") for name in SHARED_EXAMPLE_MODULES]
+    for name in shared:
+        sys.modules.pop(name, None)
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        with import_file(
+            EXAMPLES / filename,
+            "flask_jwt_authentication_example_" + filename.removesuffix(".py"),
+        ) as module:
+            yield module
+    finally:
+        sys.path.remove(str(EXAMPLES))
+        for name in shared:
+            sys.modules.pop(name, None)
 
 
 def key_path(name: str) -> Path:

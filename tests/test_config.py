@@ -324,3 +324,86 @@ def test_a_configuration_error_names_its_setting(
         config.load_settings(changes, "app")
     assert caught.value.setting == setting
     assert setting in str(caught.value)
+
+
+# --- The registry -------------------------------------------------------------
+
+
+def test_settings_carries_exactly_the_registry_attributes() -> None:
+    """Each attribute of Settings is a registry setting's (``access_token_ttl``:
+    ``JWT_AUTH_ACCESS_TOKEN_TTL``), and its default is what an empty
+    configuration parses to."""
+    from flask_jwt_authentication.settings_registry import REGISTRY
+
+    fields = {f.name for f in dataclasses.fields(config.Settings)}
+    assert fields == {s.field for s in REGISTRY if s.attribute}
+    assert config.Settings() == config.load_settings({}, "flask-jwt-authentication")
+
+
+def test_every_setting_is_parsed_by_its_registry_entry() -> None:
+    """Every registered setting parses its default, and refuses a value of a
+    type none of them takes, naming itself; the keys, checked here for being
+    set but empty, are turned into keys by :mod:`.keys`."""
+    from flask_jwt_authentication.settings_registry import REGISTRY
+    from flask_jwt_authentication.settings_registry import key_material
+
+    for setting in REGISTRY:
+        setting.read({}, "myapp")
+        if setting.parse is key_material:
+            assert setting.read({setting.name: "pem"}) == "pem"
+            with pytest.raises(ConfigurationError, match="set but empty"):
+                setting.read({setting.name: " "})
+            continue
+        with pytest.raises(ConfigurationError) as caught:
+            setting.read({setting.name: object()}, "myapp")
+        assert caught.value.setting == setting.name
+
+
+def test_defaults_and_editable_settings_derive_from_the_registry() -> None:
+    from flask_jwt_authentication import overrides
+    from flask_jwt_authentication.settings_registry import REGISTRY
+
+    assert list(config.DEFAULTS) == sorted(config.DEFAULTS)
+    assert dict(config.DEFAULTS) == {s.name: s.default for s in REGISTRY}
+    assert {s.name for s in REGISTRY} == config.KNOWN_KEYS
+    assert (
+        tuple(s.name for s in REGISTRY if s.editable is not None) == overrides.EDITABLE
+    )
+    assert dict(overrides.RANGES) == {s.name: s.range for s in REGISTRY if s.range}
+
+
+def test_a_registry_entry_is_checked() -> None:
+    from flask_jwt_authentication.settings_registry import Setting
+    from flask_jwt_authentication.settings_registry import flag
+
+    with pytest.raises(ValueError, match="JWT_AUTH_"):
+        Setting("OTHER", False, flag, "Section", "Help.")
+    with pytest.raises(ValueError, match="kind and label"):
+        Setting("JWT_AUTH_X", False, flag, "Section", "Help.", editable="seconds")
+    with pytest.raises(ValueError, match="range"):
+        Setting("JWT_AUTH_X", False, flag, "Section", "Help.", range=(1, 2))
+
+
+def test_the_number_and_choice_parsers() -> None:
+    """Fractional seconds and one-of-some-words settings (such as a delay and a
+    mode) are a registry entry each, with these parsers."""
+    from flask_jwt_authentication.settings_registry import Setting
+    from flask_jwt_authentication.settings_registry import choice
+    from flask_jwt_authentication.settings_registry import number
+
+    delay = Setting("JWT_AUTH_X_DELAY", 1.0, number(0), "Section", "Help.")
+    assert delay.read({}) == 1.0
+    assert delay.read({"JWT_AUTH_X_DELAY": "0.25"}) == 0.25
+    assert delay.read({"JWT_AUTH_X_DELAY": datetime.timedelta(seconds=2)}) == 2.0
+    assert delay.values == "seconds, at least 0"
+    for bad in (-0.1, "soon", True, float("nan"), float("inf"), 10**400, None):
+        with pytest.raises(ConfigurationError) as caught:
+            delay.read({"JWT_AUTH_X_DELAY": bad})
+        assert caught.value.setting == "JWT_AUTH_X_DELAY"
+    mode = Setting("JWT_AUTH_X_MODE", "a", choice("a", "b"), "Section", "Help.")
+    assert mode.read({}) == "a"
+    assert mode.read({"JWT_AUTH_X_MODE": "b"}) == "b"
+    assert mode.values == '``"a"`` or ``"b"``'
+    for bad in ("c", "A", None, 1):
+        with pytest.raises(ConfigurationError, match="one of 'a', 'b'"):
+            mode.read({"JWT_AUTH_X_MODE": bad})

@@ -38,6 +38,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from conftest import PREFIX
+from conftest import SHARED_EXAMPLE_MODULES
 from conftest import AppEnv
 from conftest import example_module
 from conftest import http_call
@@ -457,6 +458,8 @@ def test_cron_line(tmp_path: Path) -> None:
     folder = tmp_path / "srv-app"
     folder.mkdir()
     shutil.copy(EXAMPLE_APP, folder / "app.py")
+    for shared in SHARED_EXAMPLE_MODULES:
+        shutil.copy(EXAMPLE_APP.parent / shared, folder / shared)
     (folder / ".venv").symlink_to(BIN.parent)
     assert "/srv/app" in command_line
     result = subprocess.run(
@@ -482,6 +485,8 @@ def test_cleanup_until_done_script(tmp_path: Path) -> None:
     folder = tmp_path / "srv-app"
     (folder / "instance").mkdir(parents=True)
     shutil.copy(EXAMPLE_APP, folder / "app.py")
+    for shared in SHARED_EXAMPLE_MODULES:
+        shutil.copy(EXAMPLE_APP.parent / shared, folder / shared)
     (folder / ".venv").symlink_to(BIN.parent)
     script = folder / "cleanup-until-done.sh"
     text = (EXAMPLES / "cleanup-until-done.sh").read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ import pytest
 from docutils import nodes
 
 from flask_jwt_authentication.config import DEFAULTS
+from flask_jwt_authentication.config import EDITABLE_SETTINGS
 
 ROOT = Path(__file__).parent.parent
 KEY = re.compile(r"\bJWT_AUTH_[A-Z0-9_]*[A-Z0-9]\b")
@@ -316,25 +317,109 @@ def test_every_console_section_is_run() -> None:
     assert not_run == []
 
 
-def test_the_run_time_settings_table_matches_the_registry():
-    """docs/config.rst lists the editable settings as config.EDITABLE_SETTINGS
-    defines them: name, admin field label and bounds, in the form's order."""
-    from flask_jwt_authentication.config import EDITABLE_SETTINGS
-    from flask_jwt_authentication.config import LIMIT_MAX_PER_HOUR
-    from flask_jwt_authentication.config import LIMIT_WINDOW
+def settings_tables(doctrees: Path) -> list[list[list[str]]]:
+    """The tables the ``jwt-settings`` directive wrote into docs/config.rst, as
+    Sphinx parsed them: rows of cell texts, header first."""
+    doctree = pickle.loads((doctrees / "config.doctree").read_bytes())  # noqa: S301
+    tables = []
+    for container in doctree.findall(nodes.container):
+        if "jwt-settings" in container["classes"]:
+            tables.append(
+                [
+                    [entry.astext() for entry in row.findall(nodes.entry)]
+                    for row in container.findall(nodes.row)
+                ]
+            )
+    return tables
 
-    text = (ROOT / "docs" / "config.rst").read_text(encoding="utf-8")
-    rows = re.findall(
-        r"   \* - :data:`(JWT_AUTH_\w+)`\n     - (.+)\n     - (.+)\n", text
-    )
+
+def test_the_settings_tables_are_the_registry(docs_build: DocsBuild) -> None:
+    """docs/config.rst shows every setting of the registry with its default, and
+    the editable ones with their admin label and the bounds of a change (from
+    their range), in the form's order; no other."""
+    from flask_jwt_authentication.settings_registry import LIMIT_MAX_PER_HOUR
+    from flask_jwt_authentication.settings_registry import LIMIT_WINDOW
+    from flask_jwt_authentication.settings_registry import REGISTRY
+
+    every, editable = settings_tables(docs_build.doctrees)
+    assert every[0] == ["Setting", "Default", "Accepts", "Run-time change"]
+    assert sorted(row[0] for row in every[1:]) == sorted(DEFAULTS)
+    for setting, (name, default, accepts, change) in zip(
+        REGISTRY, every[1:], strict=True
+    ):
+        assert name == setting.name
+        if setting.default is not None or not setting.derived:
+            assert default == repr(setting.default).replace("'", '"')
+        assert accepts
+        assert (change == "no") == (setting.editable is None)
 
     def bounds(setting: t.Any) -> str:
         if setting.range:
             return f"{setting.range[0]} to {setting.range[1]} seconds"
-        if setting.kind == "limit":
+        if setting.editable == "limit":
             return f"1 per {LIMIT_WINDOW[0]} s to {LIMIT_MAX_PER_HOUR} per hour"
-        if setting.kind == "algorithm":
+        if setting.editable == "algorithm":
             return "an algorithm with a key"
         return "up to 255 characters"
 
-    assert rows == [(s.name, s.label, bounds(s)) for s in EDITABLE_SETTINGS]
+    assert editable == [["Setting", "Admin field", "A change must be"]] + [
+        [s.name, s.label, bounds(s)] for s in EDITABLE_SETTINGS
+    ]
+    assert [s.name for s in EDITABLE_SETTINGS] == [
+        "JWT_AUTH_ALGORITHM",
+        "JWT_AUTH_ACCESS_TOKEN_TTL",
+        "JWT_AUTH_REFRESH_TOKEN_TTL",
+        "JWT_AUTH_ISSUER",
+        "JWT_AUTH_AUDIENCE",
+        "JWT_AUTH_LEEWAY",
+        "JWT_AUTH_FLOOD_IP_LIMIT",
+        "JWT_AUTH_FLOOD_USER_LIMIT",
+        "JWT_AUTH_FLOOD_REFRESH_LIMIT",
+    ]
+
+
+def test_each_documented_default_is_the_registry_default() -> None:
+    """Each ``.. data::`` paragraph of docs/config.rst that states a literal
+    default (``Default: ``900``.``) states the registry's."""
+    text = (ROOT / "docs" / "config.rst").read_text(encoding="utf-8")
+    paragraphs = re.split(r"^\.\. data:: ", text, flags=re.MULTILINE)[1:]
+    stated = {}
+    for paragraph in paragraphs:
+        name = paragraph.split("\n", 1)[0].strip()
+        body = " ".join(paragraph.split("\n\n\n", 1)[0].split())
+        match = re.search(r"Default: ``([^`]+)``", body)
+        if match:
+            stated[name] = match.group(1)
+    assert len(stated) >= 25
+    assert {
+        name: value
+        for name, value in stated.items()
+        if value != repr(DEFAULTS[name]).replace("'", '"')
+    } == {}
+
+
+def test_no_bounds_are_written_into_help_texts() -> None:
+    """The help texts of the registry never state a range by hand: the form
+    adds it from the setting's range."""
+    from flask_jwt_authentication.settings_registry import REGISTRY
+
+    for setting in REGISTRY:
+        assert not re.search(r"\d+ (to|and) \d+|from \d+", setting.help), setting.name
+        if setting.range:
+            low, high = setting.range
+            assert setting.description.endswith(f"Seconds, from {low} to {high}.")
+
+
+def test_each_setting_is_documented_in_its_registry_section() -> None:
+    """The ``.. data::`` paragraph of each setting sits under the heading of
+    docs/config.rst that its registry entry names."""
+    from flask_jwt_authentication.settings_registry import REGISTRY
+
+    lines = (ROOT / "docs" / "config.rst").read_text(encoding="utf-8").splitlines()
+    section, found = "", {}
+    for line, underline in zip(lines, [*lines[1:], ""], strict=True):
+        if underline and set(underline) == {"-"} and len(underline) == len(line):
+            section = line
+        if line.startswith(".. data:: "):
+            found[line.removeprefix(".. data:: ")] = section
+    assert list(found.items()) == [(s.name, s.section) for s in REGISTRY]

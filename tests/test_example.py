@@ -174,3 +174,21 @@ def test_create_user_again_sets_the_password(app):
         f"{PREFIX}/tokens", json={"username": "alice", "password": "a new password"}
     )
     assert r.status_code == 200
+
+
+def test_usernames_are_stripped_at_create_user_and_at_log_in(app):
+    """Every example shares examples/users.py: a name pasted with spaces is the
+    same user when created and when logging in."""
+    result = app.test_cli_runner().invoke(
+        args=["create-user", "  bob ", "--password", PASSWORD]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Created user 'bob'." in result.output
+    client = app.test_client()
+    for name in ("bob", " bob", "bob  "):
+        r = client.post(
+            f"{PREFIX}/tokens", json={"username": name, "password": PASSWORD}
+        )
+        assert r.status_code == 200, (name, r.get_json())
+        me = client.get("/api/me", headers=bearer(r.get_json()["access_token"]))
+        assert me.get_json()["username"] == "bob"

@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import sys
 import threading
 import time
 import typing as t
@@ -90,7 +91,8 @@ def site(
         args=["create-user", "alice", "--password", PASSWORD]
     )
     assert result.exit_code == 0, result.output
-    env = AppEnv(app=app, db=spa.db, jwt=spa.jwt, User=spa.User)
+    users = sys.modules["users"]  # examples/users.py, which the example imports
+    env = AppEnv(app=app, db=spa.db, jwt=spa.jwt, User=users.User)
     requests: list[tuple[str, str, int]] = []
     tokens: list[str] = []
 

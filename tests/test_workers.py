@@ -268,7 +268,9 @@ def _gunicorn_command(port: int, access_log: Path, error_log: Path) -> list[str]
         # gunicorn 27 opens a control socket in ~/.gunicorn by default, shared
         # by every gunicorn of the user; these tests need none.
         command.append("--no-control-socket")
-    return [*command, "examples.app:create_app()"]
+    # examples/ on the path, as for `flask --app examples/app.py`: the example
+    # imports examples/users.py.
+    return [*command, "--pythonpath", "examples", "app:create_app()"]
 
 
 def _load_example() -> ModuleType:
@@ -280,7 +282,11 @@ def _load_example() -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(EXAMPLE.parent))  # for examples/users.py
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(EXAMPLE.parent))
     return module
 
 
@@ -371,7 +377,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
         app = example.create_app({"SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
             example.db.session.add(
-                example.User(
+                sys.modules["users"].User(
                     username="alice",
                     password_hash=generate_password_hash(PASSWORD, method=FAST_HASH),
                 )
@@ -384,6 +390,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
         _stop(proc)
         if example is not None:
             sys.modules.pop(example.__name__, None)
+            sys.modules.pop("users", None)
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

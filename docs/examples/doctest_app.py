@@ -11,8 +11,9 @@ do not show::
 It gives the page's doctests ``app`` (``examples/app.py`` on an in-memory SQLite
 database, with the user ``alice`` and the password :data:`PASSWORD`), ``client``
 (its test client), and the example's ``jwt``, ``db``, ``User`` and
-``find_user``. ``docs/conf.py`` puts this folder on ``sys.path`` for
-``sphinx-build -b doctest``, which tests/test_docs.py runs.
+``find_user`` (the last three from ``examples/users.py``). ``docs/conf.py`` puts
+this folder on ``sys.path`` for ``sphinx-build -b doctest``, which
+tests/test_docs.py runs.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def example_module() -> types.ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    # The example imports examples/users.py, found beside it as when it runs.
+    sys.path.insert(0, str(EXAMPLE.parent))
     spec.loader.exec_module(module)
     return module
 
@@ -56,6 +59,6 @@ def example_app(config: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]
         "client": app.test_client(),
         "jwt": example.jwt,
         "db": example.db,
-        "User": example.User,
+        "User": sys.modules["users"].User,
         "find_user": example.find_user,
     }

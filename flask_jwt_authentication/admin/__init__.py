@@ -21,7 +21,7 @@ from flask import Blueprint
 from flask import Flask
 from flask_admin import Admin  # type: ignore[import-untyped]
 
-from .. import config
+from ..settings_registry import read
 from ..state import get_state
 from .views import VIEWS
 from .views import AdminSite
@@ -71,8 +71,8 @@ def init_admin(
         )
     if admin is not None and admin.app is not None and admin.app is not app:
         raise RuntimeError("This Admin belongs to another application.")
-    lifetime = config._whole(app.config, "JWT_AUTH_ADMIN_SESSION_TTL", minimum=60)
-    config._flag(app.config, "JWT_AUTH_ADMIN_COOKIE_SECURE")  # named at start-up
+    lifetime: int = read(app.config, "JWT_AUTH_ADMIN_SESSION_TTL")
+    read(app.config, "JWT_AUTH_ADMIN_COOKIE_SECURE")  # named at start-up
     _register_templates(app)
     prefix, category = "", None
     if admin is None:

@@ -24,8 +24,8 @@ from flask import request
 from itsdangerous import BadSignature
 from itsdangerous import URLSafeSerializer
 
-from .. import config
 from ..passwords import is_active
+from ..settings_registry import read
 from ..state import ADMINISTER_PERMISSION
 from ..state import get_state
 
@@ -169,7 +169,7 @@ def set_admin_cookie(
     """
     options: dict[str, t.Any] = {
         "path": path,
-        "secure": config._flag(current_app.config, "JWT_AUTH_ADMIN_COOKIE_SECURE"),
+        "secure": read(current_app.config, "JWT_AUTH_ADMIN_COOKIE_SECURE"),
         "httponly": True,
         "samesite": "Lax",
     }

@@ -21,13 +21,11 @@ from wtforms.validators import Optional
 from wtforms.validators import ValidationError
 
 from ..config import EDITABLE_SETTINGS
-from ..config import Editable
 from ..keys import ALGORITHMS
 from ..login import MAX_PASSWORD_LENGTH
 from ..login import MAX_USERNAME_LENGTH
-
-#: The longest text a settings field takes.
-MAX_TEXT_LENGTH = 255
+from ..settings_registry import MAX_TEXT_LENGTH
+from ..settings_registry import Setting
 
 
 def printable(form: Form, field: Field) -> None:
@@ -94,15 +92,15 @@ def _text(label: str, description: str) -> StringField:
     )
 
 
-def _field(setting: Editable) -> Field:
+def _field(setting: Setting) -> Field:
     """The form field of an editable setting, from the registry."""
-    if setting.kind == "algorithm":
+    if setting.editable == "algorithm":
         return SelectField(
             setting.label,
             choices=[SelectChoice("", "(default)"), *map(SelectChoice, ALGORITHMS)],
             description=setting.description,
         )
-    if setting.kind == "seconds":
+    if setting.editable == "seconds":
         return IntegerField(
             setting.label, [Optional()], description=setting.description
         )
@@ -117,6 +115,10 @@ class SettingsForm(SecureForm):  # type: ignore[misc]
     """
 
     FIELDS: t.ClassVar[dict[str, str]] = {s.field: s.name for s in EDITABLE_SETTINGS}
+    #: The fields of settings that take a comma-separated list.
+    LISTS: t.ClassVar[frozenset[str]] = frozenset(
+        s.field for s in EDITABLE_SETTINGS if s.editable == "audience"
+    )
 
     def value_of(self, field_name: str) -> t.Any:
         """The field's value as a stored override: ``None`` for an empty field,
@@ -124,7 +126,7 @@ class SettingsForm(SecureForm):  # type: ignore[misc]
         data = self[field_name].data
         if isinstance(data, str):
             data = data.strip()
-            if field_name == "audience":
+            if field_name in self.LISTS:
                 data = [a.strip() for a in data.split(",") if a.strip()]
         return data if data not in ("", [], None) else None
 
