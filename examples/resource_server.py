@@ -11,6 +11,14 @@ Run the auth server with an asymmetric key and an issuer, then this app::
 Settings come from ``FLASK_*`` environment variables: ``FLASK_JWT_AUTH_JWKS_URL``
 (default: the auth server above), ``FLASK_JWT_AUTH_ISSUER`` (required),
 ``FLASK_JWT_AUTH_AUDIENCE`` and ``FLASK_JWT_AUTH_ALGORITHM`` (default ``ES256``).
+
+To refuse tokens whose user logged out, follow the auth server's revocation feed
+(the auth server lists this client in ``JWT_AUTH_INTROSPECTION_CLIENTS``)::
+
+    export FLASK_JWT_AUTH_REVOCATION_SYNC=push
+    export FLASK_JWT_AUTH_REVOCATION_FEED_URL=http://127.0.0.1:5000/jwt-authentication/api/auth/revocations
+    export FLASK_JWT_AUTH_REVOCATION_FEED_CLIENT_ID=orders-api
+    export FLASK_JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET=...
 """
 
 from __future__ import annotations
