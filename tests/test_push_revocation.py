@@ -13,20 +13,26 @@ import contextlib
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import threading
 import time
 import typing as t
+from pathlib import Path
 
 import jwt as pyjwt
 import pytest
 import sqlalchemy as sa
+from conftest import PASSWORD
 from conftest import PREFIX
 from conftest import AppEnv
 from conftest import bearer
+from conftest import http_call
 from conftest import login
 from conftest import require_backend
 from conftest import tokens_for
+from test_limits import _start_process
+from test_limits import _stop_process
 
 from flask_jwt_authentication import ConfigurationError
 from flask_jwt_authentication.revocation import GAP_TIMEOUT
@@ -618,4 +624,56 @@ def test_a_thousand_log_outs_race_requests_on_another_worker(
     assert all(
         client.get("/api/me", headers=bearer(token)).status_code == 401
         for token in tokens
+    )
+
+
+# Worker processes ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_worker_processes_refuse_a_log_out_of_another(
+    make_app: MakeApp, tmp_path: Path, backend: str
+) -> None:
+    """Two processes of the app (tests/serve_app.py) on one database: each of 30
+    log-outs on one is refused by the other within the bound (the delays are
+    printed; benchmarks/revocation.py measures them over more)."""
+    url = (
+        f"sqlite:///{tmp_path / 'workers.db'}"
+        if backend == "sqlite"
+        else require_backend("postgresql")
+    )
+    processes = []
+    with open(tmp_path / "servers.log", "w+b") as log:
+        try:
+            ports = []
+            for _ in range(2):  # each (re)creates the tables when it starts
+                proc, port = _start_process(url, PUSH, log)
+                processes.append(proc)
+                ports.append(port)
+            make_app(url).create_user("alice")
+            a, b = ports
+            delays = []
+            for _ in range(30):
+                status, body = http_call(
+                    a,
+                    "POST",
+                    f"{PREFIX}/tokens",
+                    body={"username": "alice", "password": PASSWORD},
+                )
+                assert status == 200, body
+                token = body["access_token"]
+                assert http_call(b, "GET", "/api/me", token=token)[0] == 200
+                assert http_call(a, "POST", f"{PREFIX}/logout", token=token)[0] == 204
+                done = time.monotonic()
+                while http_call(b, "GET", "/api/me", token=token)[0] != 401:
+                    assert time.monotonic() - done <= MAX_DELAY, "still accepted"
+                delays.append(time.monotonic() - done)
+        finally:
+            for proc in processes:
+                _stop_process(proc)
+    delays.sort()
+    print(
+        f"{backend}: refused after median {statistics.median(delays) * 1000:.1f} ms,"
+        f" max {delays[-1] * 1000:.1f} ms"
     )
