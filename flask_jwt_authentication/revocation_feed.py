@@ -146,6 +146,12 @@ class DatabaseFollower:
             self.interval = min(0.25, max_delay / 4)
         else:
             self.interval = min(POLL_INTERVAL, max_delay / 4)
+            logger.info(
+                "Push mode on %s without JWT_AUTH_REVOCATION_REDIS_URL: the"
+                " revocation log is polled every %.0f ms.",
+                self.dialect,
+                self.interval * 1000,
+            )
         self._spawn(self._follow, engine, "follower")
         if self.redis_url:
             self._spawn(self._listen_redis, None, "Redis listener")

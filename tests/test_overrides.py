@@ -112,11 +112,19 @@ def test_issuer_and_audience_apply_to_new_tokens_and_verification(
     assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
 
 
-def test_another_worker_follows_within_the_interval(make_app: MakeApp) -> None:
-    a = make_app(JWT_AUTH_KEYS_REFRESH_INTERVAL=1)
+@pytest.mark.parametrize("sync", ["database", "push"])
+def test_another_worker_follows_within_the_interval(
+    make_app: MakeApp, sync: str
+) -> None:
+    """In push mode the revocation follower's thread does the reloads."""
+    a = make_app(JWT_AUTH_KEYS_REFRESH_INTERVAL=1, JWT_AUTH_REVOCATION_SYNC=sync)
     a.create_user("alice")
     url = str(a.app.config["SQLALCHEMY_DATABASE_URI"])
-    b = make_app(database_url=url, JWT_AUTH_KEYS_REFRESH_INTERVAL=1)
+    b = make_app(
+        database_url=url,
+        JWT_AUTH_KEYS_REFRESH_INTERVAL=1,
+        JWT_AUTH_REVOCATION_SYNC=sync,
+    )
     b.create_user("alice")
     client_b = b.app.test_client()
     assert tokens_for(client_b)["expires_in"] == 900  # B has loaded its settings
