@@ -211,10 +211,13 @@ class RevocationCache:
     # The check -----------------------------------------------------------------------
 
     def status(
-        self, jti: str, session_id: str, user_key: str, issued_at: float | None
+        self, jti: str, session_id: str, uid: t.Any, issued_at: float | None
     ) -> str | None:
         """Why an access token is revoked, or ``None``: the database check's
-        answers, from memory."""
+        answers, from memory.
+
+        :param uid: the token's ``uid`` claim.
+        """
         now = time.time()
         until = self._sessions.get(session_id)
         if until is not None and until > now:
@@ -222,7 +225,9 @@ class RevocationCache:
         until = self._tokens.get(jti)
         if until is not None and until > now:
             return TOKEN_REVOKED
-        user = self._users.get(user_key)
+        if not self._users:
+            return None
+        user = self._users.get(user_key_of(uid))
         if (
             user is not None
             and user[1] > now

@@ -201,7 +201,7 @@ class HttpFollower:
         return cache.status(
             claims["jti"],
             claims["sid"],
-            revocation.user_key_of(claims["uid"]),
+            claims["uid"],
             claims["iat"],
         )
 

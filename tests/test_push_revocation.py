@@ -68,13 +68,13 @@ def test_the_cache_answers_as_the_database_does() -> None:
             Entry(4, SESSION, "sid-4", now - 100, now - 1),
         ]
     )
-    assert cache.status("x", "sid-1", "1", now) == "The login session has been revoked."
-    assert cache.status("jti-2", "sid", "1", now) == "The token has been revoked."
-    assert cache.status("x", "sid", "7", now - 1) == (
+    assert cache.status("x", "sid-1", 1, now) == "The login session has been revoked."
+    assert cache.status("jti-2", "sid", 1, now) == "The token has been revoked."
+    assert cache.status("x", "sid", 7, now - 1) == (
         "The user's credentials changed after the token was issued."
     )
-    assert cache.status("x", "sid", "7", now) is None  # issued at not-before
-    assert cache.status("x", "sid-4", "1", now) is None
+    assert cache.status("x", "sid", 7, now) is None  # issued at not-before
+    assert cache.status("x", "sid-4", 1, now) is None
     assert len(cache) == 3
     assert cache.highest == 4
 
@@ -86,7 +86,7 @@ def test_a_sequence_number_seen_late_is_asked_for_until_it_appears() -> None:
     assert cache.gaps == [2]
     cache.apply([entry(2, value="two")])
     assert cache.gaps == []
-    assert cache.status("x", "two", "1", time.time()) is not None
+    assert cache.status("x", "two", 1, time.time()) is not None
     # A repeated or stale answer changes nothing.
     cache.apply([entry(1), entry(2, value="two")])
     assert cache.highest == 3
