@@ -265,8 +265,16 @@ class DatabaseFollower:
     # Wake-ups ------------------------------------------------------------------------
 
     def _listen_postgresql(self, engine: sa.Engine) -> None:
-        import psycopg
-
+        try:
+            import psycopg
+        except ImportError:
+            logger.warning(
+                "Push mode on PostgreSQL listens with psycopg (pip install"
+                " 'psycopg[binary]'); without it the revocation log is polled"
+                " every %.0f ms.",
+                self.interval * 1000,
+            )
+            return
         url = engine.url.set(drivername="postgresql")
         backoff = 0.05
         while not self._stop.is_set():
