@@ -121,9 +121,10 @@ def make_app(
     sync: str,
     secret: str,
     name: str,
+    **extra: t.Any,
 ) -> Flask:
     """One app of the extension, users loaded from memory (log-ins from the
-    database)."""
+    database); ``extra`` settings on top."""
     app = Flask(name)
     app.config.update(
         SECRET_KEY=secret,
@@ -136,6 +137,7 @@ def make_app(
         JWT_SECRET_KEY=secret,
         JWT_ENCODE_ISSUER=ISSUER,
         JWT_DECODE_ISSUER=ISSUER,
+        **extra,
     )
     db.init_app(app)
     if url.startswith("sqlite"):
@@ -168,11 +170,8 @@ def hot_path(url: str, options: dict[str, t.Any], plan: pr.Plan, label: str) -> 
     db, User, Blocklist = make_db()
     push = make_app(db, User, url, options, "push", secret, "push")
     database = make_app(db, User, url, options, "database", secret, "database")
-    with database.app_context():
-        db.create_all()
-        if db.session.get(User, 1) is None:
-            cheap = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
-            db.session.add(User(id=1, username="alice", password_hash=cheap))
+    if create_alice(database, db, User):
+        with database.app_context():
             db.session.execute(
                 sa.insert(Blocklist),
                 [{"jti": str(uuid.uuid4())} for _ in range(pr.BLOCKLIST_ROWS)],
@@ -268,12 +267,30 @@ def hot_path(url: str, options: dict[str, t.Any], plan: pr.Plan, label: str) -> 
             f"   {num}/{den:<10} {value:5.2f}  {shown:<12} rounds {low:.2f}-{high:.2f}"
         )
     print(f"   SQL statements in 1000 push-mode requests: {len(statements)}")
+    for app in (push, database):
+        dispose(app, db)
+
+
+def create_alice(app: Flask, db: SQLAlchemy, User: t.Any) -> bool:
+    """Create the tables and alice if she is not there; whether she was made."""
+    with app.app_context():
+        db.create_all()
+        if db.session.get(User, 1) is not None:
+            return False
+        cheap = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
+        db.session.add(User(id=1, username="alice", password_hash=cheap))
+        db.session.commit()
+        return True
+
+
+def dispose(app: Flask, db: SQLAlchemy) -> None:
+    """Stop the app's revocation follower and close its connections."""
+    follower = app.extensions["jwt_authentication"].follower
     if follower is not None:
         follower.stop()
-    for app in (push, database):
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 # Part 2 ------------------------------------------------------------------------------
@@ -321,13 +338,8 @@ def http_json(
 def propagation(url: str, options: dict[str, t.Any], count: int, label: str) -> None:
     db, User, _ = make_db()
     setup = make_app(db, User, url, options, "database", "s" * 64, "setup")
-    with setup.app_context():
-        db.create_all()
-        if db.session.get(User, 1) is None:
-            cheap = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
-            db.session.add(User(id=1, username="alice", password_hash=cheap))
-            db.session.commit()
-        db.engine.dispose()
+    create_alice(setup, db, User)
+    dispose(setup, db)
     for sync in ("push", "database"):
         workers = [
             subprocess.Popen(
