@@ -1,8 +1,10 @@
-"""A single-page app on flask_jwt_authentication in cookie mode.
+"""A single-page app on flask_jwt_authentication in cookie mode, with DPoP.
 
 The page (``examples/spa/``) logs in, keeps the access token in a JavaScript
 variable, refreshes it silently through the HttpOnly refresh cookie, and logs
-out. Run it with SQLite and nothing else to set up::
+out. Its tokens are bound (RFC 9449) to a non-extractable WebCrypto key that the
+page keeps in IndexedDB and signs a proof with on every request. Run it with
+SQLite and nothing else to set up::
 
     flask --app examples/spa_app.py create-user alice
     flask --app examples/spa_app.py run
@@ -62,6 +64,9 @@ def create_app(config: t.Mapping[str, t.Any] | None = None) -> Flask:
         # made, leaving the browser with the consumed token: forgive its second
         # use for a few seconds instead of ending the session.
         JWT_AUTH_REFRESH_GRACE_PERIOD=10,
+        # The page proves possession of its key on every request (RFC 9449):
+        # a stolen token, or refresh cookie, is useless without the key.
+        JWT_AUTH_DPOP="allowed",
         # Flood limits counted in this process's memory: one process, no Redis.
         RATELIMIT_STORAGE_URI="memory://",
     )

@@ -1,7 +1,9 @@
 """``examples/spa_app.py`` and its page (``examples/spa/``) in a real Chromium,
 against a real server on 127.0.0.1: log in through the form, silent refreshes
-from the HttpOnly refresh cookie, a 401 retried once, log-out, and a same-site
-page of another origin that cannot use the cookie."""
+from the HttpOnly refresh cookie, a 401 retried once, log-out, a same-site page
+of another origin that cannot use the cookie, and the tokens bound (DPoP,
+RFC 9449) to the page's non-extractable WebCrypto key, with and without server
+nonces."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from flask import request
 from flask import request_finished
 from werkzeug.serving import make_server
 
+from flask_jwt_authentication import dpop
 from flask_jwt_authentication import signals
 from flask_jwt_authentication.models import REFRESH_TOKENS
 from flask_jwt_authentication.models import SESSIONS
@@ -164,6 +167,30 @@ def wait_until(condition: t.Callable[[], bool], timeout: float) -> None:
         time.sleep(0.05)
 
 
+#: A request signed with the page's own proof function (``dpopProof`` in
+#: app.js) and sent without cookies: what the same browser could do from
+#: another page, its answer leaving the page's cookie alone.
+CALL_WITH_PROOF = """async ([method, url, token]) => {
+    const response = await fetch(url, {
+        method,
+        credentials: "omit",
+        headers: {
+            Authorization: `DPoP ${token}`,
+            DPoP: await dpopProof(method, url, token),
+        },
+    });
+    return [response.status, await response.text()];
+}"""
+
+
+def call_from_page(
+    page: t.Any, method: str, path: str, token: str
+) -> tuple[int, t.Any]:
+    """``method path`` with ``token`` and a proof by the page's key."""
+    status, text = page.evaluate(CALL_WITH_PROOF, [method, path, token])
+    return status, json.loads(text) if text else None
+
+
 def wait_past_expiry(site: Site, token: str) -> None:
     """Wait until ``token`` has expired, and see the API refuse it."""
     time.sleep(max(0.0, expires_at(token) - time.time()) + 0.05)
@@ -246,7 +273,8 @@ def test_log_in_refresh_silently_and_log_out(
     assert site.count("POST", LOGOUT, 204) == 1
     screenshot(page, "4-logged-out")
     assert context.cookies() == []
-    status, body = http_call(site.port, "GET", "/api/me", token=last)
+    # The session is over: even with a proof by the page's own key.
+    status, body = call_from_page(page, "GET", "/api/me", last)
     assert status == 401
     assert body["error"] == "invalid_token"
     (session,) = site.env.table_rows(SESSIONS)
@@ -288,7 +316,7 @@ def test_a_401_refreshes_and_retries_once(
 
     # The session ends elsewhere: the refresh fails too, and the page asks to
     # log in again instead of trying once more.
-    status, _ = http_call(site.port, "POST", LOGOUT, token=site.tokens[-1])
+    status, _ = call_from_page(page, "POST", LOGOUT, site.tokens[-1])
     assert status == 204
     start = len(site.requests)
     page.get_by_role("button", name="Call /api/me").click()
@@ -383,3 +411,87 @@ def test_another_origin_cannot_refresh_with_the_cookie(
     page.goto(site.url)
     expect(page.locator("#result")).to_have_text(ALICE)
     assert site.count("POST", REFRESH, 200) == 1
+
+
+#: The page's key: whether WebCrypto lets its private half out, and its public
+#: half as a JWK.
+INSPECT_KEY = """async () => {
+    const key = await dpopKeyPair();
+    const exported = await crypto.subtle.exportKey("pkcs8", key.privateKey).then(
+        () => "exported", error => error.name);
+    const asJwk = await crypto.subtle.exportKey("jwk", key.privateKey).then(
+        () => "exported", error => error.name);
+    return {
+        exported, asJwk,
+        extractable: key.privateKey.extractable,
+        algorithm: key.privateKey.algorithm,
+        jwk: await crypto.subtle.exportKey("jwk", key.publicKey),
+    };
+}"""
+
+
+def jwt_part(token: str, index: int) -> t.Any:
+    part = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def test_tokens_are_bound_to_a_non_extractable_key(
+    site: Site, context: t.Any, screenshot: t.Any
+) -> None:
+    page = context.new_page()
+    errors = PageErrors(page)
+    page.goto(site.url)
+    expect(page.get_by_role("status")).to_have_text("Please log in.")
+    with (
+        page.expect_response(site.url + TOKENS) as logged_in,
+        page.expect_request(site.url + "/api/me") as called,
+    ):
+        log_in(page)
+    expect(page.locator("#result")).to_have_text(ALICE)
+    pair = logged_in.value.json()
+    assert pair["token_type"] == "DPoP"
+    token = pair["access_token"]
+
+    # The private key stays inside WebCrypto; the token names its public half.
+    key = page.evaluate(INSPECT_KEY)
+    assert key["exported"] == key["asJwk"] == "InvalidAccessError"
+    assert key["extractable"] is False
+    assert key["algorithm"] == {"name": "ECDSA", "namedCurve": "P-256"}
+    jkt = dpop.thumbprint(key["jwk"])
+    assert jwt_part(token, 1)["cnf"] == {"jkt": jkt}
+
+    # The call carried the token with the DPoP scheme and a proof of RFC 9449
+    # §4.2 bound to it.
+    headers = called.value.headers
+    assert headers["authorization"] == f"DPoP {token}"
+    proof_header, claims = jwt_part(headers["dpop"], 0), jwt_part(headers["dpop"], 1)
+    assert proof_header == {
+        "typ": "dpop+jwt",
+        "alg": "ES256",
+        "jwk": {name: key["jwk"][name] for name in ("kty", "crv", "x", "y")},
+    }
+    assert set(claims) == {"htm", "htu", "iat", "jti", "ath"}
+    assert (claims["htm"], claims["htu"]) == ("GET", site.url + "/api/me")
+    assert claims["ath"] == dpop.access_token_hash(token)
+    assert abs(claims["iat"] - time.time()) < 30
+    # As a bearer token it is refused.
+    status, body = http_call(site.port, "GET", "/api/me", token=token)
+    assert status == 401
+    assert "bound to a DPoP key" in body["error_description"]
+    screenshot(page, "1-logged-in")
+
+    # A refresh is proved by the same key, and gives a bound pair again.
+    with page.expect_response(site.url + REFRESH) as refreshed:
+        assert page.evaluate("refresh()") is True
+    assert refreshed.value.json()["token_type"] == "DPoP"
+    assert jwt_part(site.tokens[-1], 1)["cnf"] == {"jkt": jkt}
+    page.get_by_role("button", name="Call /api/me").click()
+    expect(page.locator("#result")).to_have_text(ALICE)
+    assert site.requests[-1] == ("GET", "/api/me", 200)
+
+    # The key lives in IndexedDB: after a reload the page refreshes with it.
+    page.reload()
+    expect(page.locator("#result")).to_have_text(ALICE)
+    assert page.evaluate(INSPECT_KEY)["jwk"] == key["jwk"]
+
+    assert errors.messages == []

@@ -1,5 +1,6 @@
 // A single-page app on flask_jwt_authentication in cookie mode
-// (JWT_AUTH_REFRESH_COOKIE = True), in plain JavaScript.
+// (JWT_AUTH_REFRESH_COOKIE = True) with DPoP (JWT_AUTH_DPOP = "allowed",
+// RFC 9449), in plain JavaScript.
 //
 // The access token lives in a variable of this script and nowhere else: not in
 // localStorage, sessionStorage or a cookie, where any script of the page, or
@@ -7,6 +8,11 @@
 // cookie that the browser sends to the refresh endpoint only; this script never
 // sees it. A reload loses the access token, and the refresh cookie brings a new
 // one.
+//
+// Both tokens are bound to a key pair of this browser: every log-in, refresh
+// and call carries a proof signed by its private key, which WebCrypto made
+// non-extractable, so not even this script can read it out. A token carried
+// off to another machine is useless there.
 "use strict";
 
 // The server's JWT_AUTH_URL_PREFIX.
@@ -16,26 +22,30 @@ const AUTH = "/jwt-authentication/api/auth";
 const CSRF_HEADER = { "X-Requested-With": "fetch" };
 
 let accessToken = null; // the access token; null when logged out
+let tokenType = "DPoP"; // the scheme the access token goes with
 let refreshTimer = null; // the scheduled silent refresh
 let refreshing = null; // the refresh in flight, shared by every caller
 
 const $ = (id) => document.getElementById(id);
 
-// A JSON POST to an endpoint of the extension; the browser adds the refresh
-// cookie where its path matches.
+// A JSON POST to an endpoint of the extension, with a DPoP proof; the browser
+// adds the refresh cookie where its path matches.
 function post(path, { body, headers = {} } = {}) {
-  return fetch(AUTH + path, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  return withProof("POST", AUTH + path, null, (proof) =>
+    fetch(AUTH + path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", ...headers, DPoP: proof },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }),
+  );
 }
 
 // Keeps the access token of a new pair and schedules the next refresh ahead of
 // its expiry: a minute early, or half-way for lifetimes under two minutes.
 function keep(pair) {
   accessToken = pair.access_token;
+  tokenType = pair.token_type;
   clearTimeout(refreshTimer);
   const early = Math.min(60, pair.expires_in / 2);
   refreshTimer = setTimeout(silentRefresh, (pair.expires_in - early) * 1000);
@@ -45,6 +55,119 @@ function forget() {
   accessToken = null;
   clearTimeout(refreshTimer);
   refreshTimer = null;
+}
+
+// DPoP (RFC 9449) ---------------------------------------------------------------
+
+// The browser's key pair, made once and kept in IndexedDB: an ECDSA P-256 key
+// (ES256) whose private half is non-extractable. IndexedDB stores the CryptoKey
+// object itself, never its bytes.
+const KEY_STORE = { database: "dpop", store: "keys", name: "dpop-key" };
+let dpopKey = null; // the promise of { privateKey, publicKey, jwk }
+let dpopNonce = null; // the server's latest DPoP-Nonce, if it sends them
+
+function dpopKeyPair() {
+  dpopKey ??= loadOrMakeKey().catch((error) => {
+    dpopKey = null;
+    throw error;
+  });
+  return dpopKey;
+}
+
+function keyStore(mode, action) {
+  return new Promise((resolve, reject) => {
+    const opening = indexedDB.open(KEY_STORE.database, 1);
+    opening.onupgradeneeded = () => opening.result.createObjectStore(KEY_STORE.store);
+    opening.onerror = () => reject(opening.error);
+    opening.onsuccess = () => {
+      const database = opening.result;
+      const transaction = database.transaction(KEY_STORE.store, mode);
+      const request = action(transaction.objectStore(KEY_STORE.store));
+      transaction.oncomplete = () => {
+        database.close();
+        resolve(request.result);
+      };
+      transaction.onerror = () => {
+        database.close();
+        reject(transaction.error);
+      };
+    };
+  });
+}
+
+async function loadOrMakeKey() {
+  let pair = await keyStore("readonly", (store) => store.get(KEY_STORE.name));
+  if (!pair) {
+    pair = await crypto.subtle.generateKey(
+      { name: "ECDSA", namedCurve: "P-256" },
+      false, // extractable: the private key never leaves WebCrypto
+      ["sign", "verify"],
+    );
+    await keyStore("readwrite", (store) => store.put(pair, KEY_STORE.name));
+  }
+  // A public key is always exportable; the proof's jwk header carries the
+  // members RFC 7638 hashes, nothing else.
+  const { kty, crv, x, y } = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  return { ...pair, jwk: { kty, crv, x, y } };
+}
+
+const utf8 = (text) => new TextEncoder().encode(text);
+const base64url = (bytes) =>
+  btoa(String.fromCharCode(...new Uint8Array(bytes)))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+
+// A proof for one request (RFC 9449 §4.2): the method, the URL without query or
+// fragment, now, a fresh jti, the server's nonce if it gave one, and on calls
+// with an access token its SHA-256 (ath). WebCrypto's ECDSA signature is the
+// raw r || s that JWS wants.
+async function dpopProof(method, url, token) {
+  const { privateKey, jwk } = await dpopKeyPair();
+  const htu = new URL(url, location.href);
+  htu.search = "";
+  htu.hash = "";
+  const claims = {
+    htm: method,
+    htu: htu.href,
+    iat: Math.floor(Date.now() / 1000),
+    jti: crypto.randomUUID(),
+  };
+  if (dpopNonce !== null) {
+    claims.nonce = dpopNonce;
+  }
+  if (token) {
+    claims.ath = base64url(await crypto.subtle.digest("SHA-256", utf8(token)));
+  }
+  const header = { typ: "dpop+jwt", alg: "ES256", jwk };
+  const input = `${base64url(utf8(JSON.stringify(header)))}.${base64url(
+    utf8(JSON.stringify(claims)),
+  )}`;
+  const signature = await crypto.subtle.sign(
+    { name: "ECDSA", hash: "SHA-256" },
+    privateKey,
+    utf8(input),
+  );
+  return `${input}.${base64url(signature)}`;
+}
+
+// Sends a request made by send(proof), keeping the server's DPoP-Nonce. A
+// server that demands nonces (RFC 9449 §8) answers a proof without its current
+// one with 400 (token endpoints) or 401 (protected routes) and a fresh nonce:
+// the request goes again, once, with it.
+async function withProof(method, url, token, send) {
+  let response = await send(await dpopProof(method, url, token));
+  const nonce = response.headers.get("DPoP-Nonce");
+  if (nonce !== null) {
+    const demanded = response.status === 400 || response.status === 401;
+    const retry = demanded && nonce !== dpopNonce;
+    dpopNonce = nonce;
+    if (retry) {
+      response = await send(await dpopProof(method, url, token));
+      dpopNonce = response.headers.get("DPoP-Nonce") ?? dpopNonce;
+    }
+  }
+  return response;
 }
 
 // Exchanges the refresh cookie for a new pair; resolves to true on success.
@@ -82,12 +205,19 @@ async function silentRefresh() {
 // expired while the laptop slept, or the timer ran late) it refreshes once and
 // retries once.
 async function authorized(url, options = {}) {
+  const method = options.method ?? "GET";
   const send = () =>
-    fetch(url, {
-      ...options,
-      credentials: "same-origin",
-      headers: { ...options.headers, Authorization: `Bearer ${accessToken}` },
-    });
+    withProof(method, url, accessToken, (proof) =>
+      fetch(url, {
+        ...options,
+        credentials: "same-origin",
+        headers: {
+          ...options.headers,
+          Authorization: `${tokenType} ${accessToken}`,
+          DPoP: proof,
+        },
+      }),
+    );
   let response = await send();
   if (response.status === 401 && (await refresh())) {
     response = await send();
@@ -127,7 +257,7 @@ async function showMe() {
   }
 }
 
-// The bearer token says which session ends; the answer clears the refresh
+// The access token says which session ends; the answer clears the refresh
 // cookie, so it carries the same header as a refresh.
 async function logOut() {
   // No refresh may run alongside: the cookie it sets would outlive the log-out.
