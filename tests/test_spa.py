@@ -2,8 +2,7 @@
 against a real server on 127.0.0.1: log in through the form, silent refreshes
 from the HttpOnly refresh cookie, a 401 retried once, log-out, a same-site page
 of another origin that cannot use the cookie, and the tokens bound (DPoP,
-RFC 9449) to the page's non-extractable WebCrypto key, with and without server
-nonces."""
+RFC 9449) to the page's non-extractable WebCrypto key."""
 
 from __future__ import annotations
 

@@ -64,7 +64,6 @@ function forget() {
 // object itself, never its bytes.
 const KEY_STORE = { database: "dpop", store: "keys", name: "dpop-key" };
 let dpopKey = null; // the promise of { privateKey, publicKey, jwk }
-let dpopNonce = null; // the server's latest DPoP-Nonce, if it sends them
 
 function dpopKeyPair() {
   dpopKey ??= loadOrMakeKey().catch((error) => {
@@ -119,9 +118,8 @@ const base64url = (bytes) =>
     .replace(/=+$/, "");
 
 // A proof for one request (RFC 9449 §4.2): the method, the URL without query or
-// fragment, now, a fresh jti, the server's nonce if it gave one, and on calls
-// with an access token its SHA-256 (ath). WebCrypto's ECDSA signature is the
-// raw r || s that JWS wants.
+// fragment, now, a fresh jti, and on calls with an access token its SHA-256
+// (ath). WebCrypto's ECDSA signature is the raw r || s that JWS wants.
 async function dpopProof(method, url, token) {
   const { privateKey, jwk } = await dpopKeyPair();
   const htu = new URL(url, location.href);
@@ -133,9 +131,6 @@ async function dpopProof(method, url, token) {
     iat: Math.floor(Date.now() / 1000),
     jti: crypto.randomUUID(),
   };
-  if (dpopNonce !== null) {
-    claims.nonce = dpopNonce;
-  }
   if (token) {
     claims.ath = base64url(await crypto.subtle.digest("SHA-256", utf8(token)));
   }
@@ -151,23 +146,9 @@ async function dpopProof(method, url, token) {
   return `${input}.${base64url(signature)}`;
 }
 
-// Sends a request made by send(proof), keeping the server's DPoP-Nonce. A
-// server that demands nonces (RFC 9449 §8) answers a proof without its current
-// one with 400 (token endpoints) or 401 (protected routes) and a fresh nonce:
-// the request goes again, once, with it.
+// Sends a request made by send(proof), with a fresh proof for it.
 async function withProof(method, url, token, send) {
-  let response = await send(await dpopProof(method, url, token));
-  const nonce = response.headers.get("DPoP-Nonce");
-  if (nonce !== null) {
-    const demanded = response.status === 400 || response.status === 401;
-    const retry = demanded && nonce !== dpopNonce;
-    dpopNonce = nonce;
-    if (retry) {
-      response = await send(await dpopProof(method, url, token));
-      dpopNonce = response.headers.get("DPoP-Nonce") ?? dpopNonce;
-    }
-  }
-  return response;
+  return send(await dpopProof(method, url, token));
 }
 
 // Exchanges the refresh cookie for a new pair; resolves to true on success.
