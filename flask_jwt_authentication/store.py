@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import logging
 import secrets
+import time
 import typing as t
 import uuid
 
@@ -40,6 +41,10 @@ _UNAVAILABLE = (
     sa_exc.TimeoutError,
     sa_exc.DisconnectionError,
 )
+
+
+#: Seconds between two deletions of DPoP proofs whose window has passed.
+PROOF_SWEEP_INTERVAL = 5.0
 
 
 def hash_refresh_token(token: str) -> str:
@@ -114,6 +119,7 @@ class Store:
         #: When the last access token issued by ``now`` expires (revocation log
         #: rows for sessions and users are kept until then).
         self.horizon = horizon
+        self._next_proof_sweep = 0.0
         #: Where the session notes the revocations of its open transaction.
         self.pending_key = f"jwt_auth_revocations:{id(self)}"
         sessions, revoked = tables.sessions, tables.revoked_tokens
@@ -518,16 +524,20 @@ class Store:
         table = self.tables.dpop_proofs
         digest = hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()
         session = self.db.session
+        sweep = time.monotonic() >= self._next_proof_sweep
         try:
             session.execute(
                 sa.insert(table).values(proof_hash=digest, expires_at=expires_at)
             )
+            if sweep:
+                # Past proofs go every few seconds, in the same commit.
+                session.execute(sa.delete(table).where(table.c.expires_at < now))
             session.commit()
         except sa.exc.IntegrityError:
             session.rollback()
             return False
-        session.execute(sa.delete(table).where(table.c.expires_at < now))
-        session.commit()
+        if sweep:
+            self._next_proof_sweep = time.monotonic() + PROOF_SWEEP_INTERVAL
         return True
 
     # Maintenance ------------------------------------------------------------------
