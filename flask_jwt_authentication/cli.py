@@ -149,16 +149,16 @@ def _seconds(value: float) -> str:
     help="Print nothing but errors; the exit status tells the outcome.",
 )
 def cleanup(time_limit: float, batch_size: int, dry_run: bool, quiet: bool) -> None:
-    """Delete expired login sessions, refresh tokens and revoked token ids.
+    """Delete expired sessions, refresh tokens, revoked ids and revocation log rows.
 
     Runs in short batches until done or out of time; safe to run from cron while
     traffic flows, for example every ten minutes:
 
-        */10 * * * * cd /srv/app && flask jwt cleanup --quiet --time-limit 60
+        */10 * * * * cd /srv/app && .venv/bin/flask jwt cleanup --quiet --time-limit 60
 
     On a terminal it shows its progress. Exit status: 0 when done, 3 when it
     stopped at the time limit with expired rows left (run it again), 1 on an
-    error.
+    error, 2 on a usage error.
     """
     store = _state().store
     deadline = time.monotonic() + time_limit

@@ -341,16 +341,28 @@ def _revocation_feed(app_config: t.Mapping[str, t.Any]) -> HttpFollower | None:
                 setting="JWT_AUTH_REVOCATION_SYNC",
             )
         return None
-    for name, value in (
-        ("JWT_AUTH_REVOCATION_FEED_URL", push.feed_url),
-        ("JWT_AUTH_REVOCATION_FEED_CLIENT_ID", push.feed_client_id),
-        ("JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET", push.feed_client_secret),
+    for name, value, what in (
+        (
+            "JWT_AUTH_REVOCATION_FEED_URL",
+            push.feed_url,
+            "the issuer's revocation feed, its URL prefix followed by /revocations"
+            " (https://auth.example.com/jwt-authentication/api/auth/revocations)",
+        ),
+        (
+            "JWT_AUTH_REVOCATION_FEED_CLIENT_ID",
+            push.feed_client_id,
+            "a client id of the issuer's JWT_AUTH_INTROSPECTION_CLIENTS",
+        ),
+        (
+            "JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET",
+            push.feed_client_secret,
+            "the secret of that client in the issuer's JWT_AUTH_INTROSPECTION_CLIENTS",
+        ),
     ):
         if not value:
             raise ConfigurationError(
-                f"{name} is required on a resource server in push mode: the"
-                " issuer's {prefix}/revocations URL and one of its"
-                " JWT_AUTH_INTROSPECTION_CLIENTS.",
+                f"{name} is required on a resource server in push mode: set it to"
+                f" {what}.",
                 setting=name,
             )
     return HttpFollower(RevocationCache(push.max_delay), push)

@@ -41,6 +41,7 @@ from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.pool import StaticPool
 
 from . import revocation
+from .errors import ConfigurationError
 from .revocation import Entry
 from .revocation import RevocationCache
 
@@ -397,6 +398,21 @@ def set_up(
         state.keys.refresh()
 
     follower = None
+    if push.redis_url and not push.push:
+        raise ConfigurationError(
+            "JWT_AUTH_REVOCATION_REDIS_URL is set but JWT_AUTH_REVOCATION_SYNC is"
+            " not 'push': set it to 'push', or remove the URL.",
+            setting="JWT_AUTH_REVOCATION_SYNC",
+        )
+    if push.redis_url:
+        try:
+            import redis  # noqa: F401 - only whether it is installed
+        except ImportError:
+            raise ConfigurationError(
+                "JWT_AUTH_REVOCATION_REDIS_URL needs the redis package: pip install"
+                " 'flask_jwt_authentication[redis]'.",
+                setting="JWT_AUTH_REVOCATION_REDIS_URL",
+            ) from None
     if push.push:
         cache = RevocationCache(push.max_delay)
         with app.app_context():

@@ -58,6 +58,34 @@ WAIT_STEP = 0.02
 MAX_FEED_GAPS = 1000
 #: The longest wait after a failed feed request before the next one.
 MAX_BACKOFF = 1.0
+#: The wait after the feed refused the request (4xx: credentials, URL).
+REFUSED_BACKOFF = 5.0
+#: Seconds between two log lines of one outage.
+LOG_INTERVAL = 30.0
+
+_HINTS = {
+    401: "check JWT_AUTH_REVOCATION_FEED_CLIENT_ID and _SECRET against the issuer's"
+    " JWT_AUTH_INTROSPECTION_CLIENTS",
+    404: "JWT_AUTH_REVOCATION_FEED_URL must be the issuer's {prefix}/revocations URL",
+}
+
+
+def _describe(error: Exception) -> str:
+    """A failed feed request in words, with the fix where one is known; never a
+    credential."""
+    if isinstance(error, urllib.error.HTTPError):
+        text = f"HTTP {error.code}"
+        try:
+            body = json.loads(error.read(10_000))
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                text += f" {body['error']}"
+        except (OSError, ValueError):
+            pass
+        hint = _HINTS.get(error.code)
+        return f"{text} ({hint})" if hint else text
+    if isinstance(error, urllib.error.URLError):
+        return f"unreachable ({error.reason})"
+    return type(error).__name__
 
 
 # The issuer's endpoint ----------------------------------------------------------------
@@ -156,6 +184,8 @@ class HttpFollower:
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: What the last failed feed request met, until one succeeds.
+        self.failure: str | None = None
 
     def ensure_running(self) -> None:
         """Start the thread in this process if it is not running."""
@@ -215,6 +245,8 @@ class HttpFollower:
 
     def _follow(self) -> None:
         backoff = 0.05
+        failing_since: float | None = None
+        next_log = 0.0
         while not self._stop.is_set():
             asked_at = time.monotonic()
             query = self._query()
@@ -230,16 +262,30 @@ class HttpFollower:
                 if isinstance(highest, bool) or not isinstance(highest, int):
                     raise ValueError("highest must be an integer")
             except (OSError, ValueError, KeyError, TypeError) as e:
-                logger.warning(
-                    "The revocation feed %s failed (%s); tokens are refused once"
-                    " %.2f s have passed without an answer.",
-                    display_url(self.url),
-                    type(e).__name__,
-                    self.cache.max_delay,
-                )
-                self._stop.wait(backoff)
+                refused = isinstance(e, urllib.error.HTTPError) and e.code < 500
+                self.failure = _describe(e)
+                if failing_since is None or time.monotonic() >= next_log:
+                    logger.warning(
+                        "The revocation feed %s failed: %s; protected requests get"
+                        " 503 once %.2f s have passed without an answer.",
+                        display_url(self.url),
+                        self.failure,
+                        self.cache.max_delay,
+                    )
+                    next_log = time.monotonic() + LOG_INTERVAL
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                # A refusal will not change by itself: ask again more slowly.
+                self._stop.wait(REFUSED_BACKOFF if refused else backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
+            if failing_since is not None:
+                logger.warning(
+                    "The revocation feed %s answers again, after %.1f s.",
+                    display_url(self.url),
+                    time.monotonic() - failing_since,
+                )
+                failing_since, self.failure = None, None
             backoff = 0.05
             if self.loaded.is_set():
                 self.cache.apply(entries)

@@ -522,12 +522,16 @@ def bounded_number(minimum: float, maximum: float, unit: str = "seconds") -> Par
     at_least = number(minimum, unit)
 
     def parse(s: Setting, config: t.Mapping[str, t.Any], app_name: str) -> float:
-        value = at_least(s, config, app_name)
+        message = (
+            f"{s.name} must be a number of {unit} from {minimum:g} to"
+            f" {maximum:g}; got {s.raw(config)!r}."
+        )
+        try:
+            value = at_least(s, config, app_name)
+        except ConfigurationError:
+            raise s.fail(message) from None
         if value > maximum:
-            raise s.fail(
-                f"{s.name} must be a number of {unit} from {minimum} to {maximum};"
-                f" got {s.raw(config)!r}."
-            )
+            raise s.fail(message)
         return t.cast(float, value)
 
     return _accepting(parse, f"{unit}, from {minimum:g} to {maximum:g}")

@@ -268,3 +268,37 @@ def test_a_half_configured_feed_is_named_at_start_up(
     with pytest.raises(ConfigurationError) as raised:
         example.create_app({**base, **config})
     assert raised.value.setting == setting
+
+
+@pytest.mark.slow
+def test_wrong_feed_credentials_are_named_in_the_log(
+    make_app: MakeApp,
+    start: t.Any,
+    example: ModuleType,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The feed answers 401: the resource server refuses with 503 and its log
+    says which settings to check (never the secret)."""
+    auth = auth_app(
+        make_app, start, ALGORITHM, JWT_AUTH_INTROSPECTION_CLIENTS={CLIENT: SECRET}
+    )
+    config = resource_config(
+        auth,
+        ALGORITHM,
+        **feed_config(
+            auth.server.port, JWT_AUTH_REVOCATION_FEED_CLIENT_SECRET="not-the-secret"
+        ),
+    )
+    with resource_server(start, example, config) as resource:
+        answer = call(resource.port, "/api/me", login(auth.server))
+        assert answer.status == 503, answer.body
+    text = caplog.text
+    assert "HTTP 401 invalid_client" in text
+    assert "JWT_AUTH_REVOCATION_FEED_CLIENT_ID and _SECRET" in text
+    assert "not-the-secret" not in text
+
+
+def test_a_redis_url_without_push_mode_is_named(make_app: MakeApp) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        make_app(JWT_AUTH_REVOCATION_REDIS_URL="redis://127.0.0.1:6379/0")
+    assert raised.value.setting == "JWT_AUTH_REVOCATION_SYNC"
