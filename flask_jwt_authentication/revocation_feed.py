@@ -276,24 +276,36 @@ class DatabaseFollower:
                 self.interval * 1000,
             )
             return
-        url = engine.url.set(drivername="postgresql")
+        url = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+
+        def listen() -> None:
+            with psycopg.connect(url, autocommit=True) as connection:
+                connection.execute(f"LISTEN {CHANNEL}")
+                self.wake()  # anything sent while not listening
+                while not self._stop.is_set():
+                    for _ in connection.notifies(timeout=0.2, stop_after=1):
+                        self.wake()
+
+        self._keep_listening("PostgreSQL", listen)
+
+    def _keep_listening(self, what: str, listen: t.Callable[[], None]) -> None:
+        """Run ``listen`` (which wakes the follower on each notification) until
+        the follower stops, reconnecting after a failure, with a backoff."""
         backoff = 0.05
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
-                with psycopg.connect(
-                    url.render_as_string(hide_password=False), autocommit=True
-                ) as connection:
-                    connection.execute(f"LISTEN {CHANNEL}")
-                    self.wake()  # anything sent while not listening
-                    backoff = 0.05
-                    while not self._stop.is_set():
-                        for _ in connection.notifies(timeout=0.2, stop_after=1):
-                            self.wake()
+                listen()
             except Exception as e:
                 logger.warning(
-                    "The revocation listener lost PostgreSQL (%s); reconnecting.",
+                    "The revocation listener lost %s (%s); reconnecting.",
+                    what,
                     type(e).__name__,
                 )
+                if time.monotonic() - started > 1.0:
+                    backoff = 0.05  # it had been listening
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
@@ -309,24 +321,16 @@ class DatabaseFollower:
         return self._redis
 
     def _listen_redis(self, _: None) -> None:
-        backoff = 0.05
-        while not self._stop.is_set():
-            try:
-                client = self._redis_client()
-                with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    pubsub.subscribe(CHANNEL)
-                    self.wake()
-                    backoff = 0.05
-                    while not self._stop.is_set():
-                        if pubsub.get_message(timeout=0.2) is not None:
-                            self.wake()
-            except Exception as e:
-                logger.warning(
-                    "The revocation listener lost Redis (%s); reconnecting.",
-                    type(e).__name__,
-                )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+        def listen() -> None:
+            client = self._redis_client()
+            with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                pubsub.subscribe(CHANNEL)
+                self.wake()
+                while not self._stop.is_set():
+                    if pubsub.get_message(timeout=0.2) is not None:
+                        self.wake()
+
+        self._keep_listening("Redis", listen)
 
     def published(self) -> None:
         """Tell the other workers that this one committed revocations."""
