@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import typing as t
 import urllib.parse
 
@@ -86,6 +87,8 @@ class Proof:
     jkt: str
     jti: str
     iat: int
+    #: The ``nonce`` claim (RFC 9449 §8), if any: the caller checks it.
+    nonce: object = None
 
 
 def verify_proof(
@@ -98,8 +101,9 @@ def verify_proof(
     algorithms: t.Collection[str] = ALGORITHMS,
     access_token: str | None = None,
 ) -> Proof:
-    """Check a DPoP proof (RFC 9449 §4.3), all but the uniqueness of its
-    ``jti``, which the caller checks against its replay cache.
+    """Check a DPoP proof (RFC 9449 §4.3), all but its ``nonce`` and the
+    uniqueness of its ``jti``, which the caller checks against what it handed
+    out and what it has seen.
 
     :param proof: the ``DPoP`` header's value.
     :param method: the request's method (``htm``).
@@ -127,7 +131,11 @@ def verify_proof(
         raise InvalidProof("The DPoP proof's jwk header is not a public key.")
     try:
         jkt = thumbprint(jwk)
-        key = public_key_from_jwk({**jwk, "kid": jkt}, algorithm)
+        # The key is the header's own: a kid there names it, nothing else.
+        kid = header.get("kid")
+        key = public_key_from_jwk(
+            {**jwk, "kid": kid if isinstance(kid, str) and kid else jkt}, algorithm
+        )
         # Clients (WebCrypto, say) do not normalise ECDSA signatures.
         _, payload = tokens.verify_signature(
             proof, KeySet(current=key), algorithm, canonical=False
@@ -145,7 +153,10 @@ def verify_proof(
     if not same:
         raise InvalidProof("The DPoP proof is for another URI.")
     iat = claims.get("iat")
-    if isinstance(iat, bool) or not isinstance(iat, int) or abs(now - iat) > window:
+    if isinstance(iat, bool) or not isinstance(iat, (int, float)):
+        # A NumericDate (RFC 7519 §2) may have a fraction.
+        raise InvalidProof("The DPoP proof's iat is not a number.")
+    if not math.isfinite(iat) or abs(now - iat) > window:
         raise InvalidProof("The DPoP proof is too old or from the future.")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 255:
@@ -154,7 +165,7 @@ def verify_proof(
         access_token
     ):
         raise InvalidProof("The DPoP proof is not bound to this access token.")
-    return Proof(jkt=jkt, jti=jti, iat=iat)
+    return Proof(jkt=jkt, jti=jti, iat=math.ceil(iat), nonce=claims.get("nonce"))
 
 
 def _claims(payload: bytes) -> dict[str, t.Any]:

@@ -14,12 +14,16 @@ from __future__ import annotations
 import time
 import typing as t
 
+from flask import Response
+from flask import after_this_request
 from flask import request
 
 from . import dpop
+from .errors import DPoPNonceRequired
 from .errors import DPoPProofRefused
 from .errors import InvalidDPoPProof
 from .errors import InvalidToken
+from .errors import UseDPoPNonce
 from .errors import _quote
 
 if t.TYPE_CHECKING:
@@ -31,7 +35,17 @@ if t.TYPE_CHECKING:
 PROOF_WINDOW = 60
 
 
-def _proof_header() -> str | None:
+def _proof_header(state: AppState | VerifyOnlyState) -> str | None:
+    nonces = state.dpop.nonces
+    if nonces is not None:
+        # Every answer to a DPoP request carries the nonce to use next.
+        nonce = nonces.current(time.time())
+
+        @after_this_request
+        def offer_nonce(response: Response) -> Response:
+            response.headers["DPoP-Nonce"] = nonce
+            return response
+
     values = request.headers.getlist("DPoP")
     if len(values) > 1:
         raise InvalidDPoPProof("Send one DPoP proof, not several.")
@@ -59,18 +73,18 @@ def _verified(
         )
     except dpop.InvalidProof as e:
         raise error(str(e)) from None
-    expires_at = checked.iat + window
-    if hasattr(state, "store"):
-        store = state.store
-        with store.unavailable_on_error():
-            fresh = store.use_proof(
-                checked.jkt, checked.jti, expires_at=expires_at, now=now
-            )
-    else:
-        fresh = state.proofs.use(
-            checked.jkt, checked.jti, expires_at=expires_at, now=now
+    nonces = state.dpop.nonces
+    if nonces is not None and not nonces.accepts(checked.nonce, now):
+        # Before the replay check: a proof without a good nonce is not used up.
+        missing = UseDPoPNonce if error is InvalidDPoPProof else DPoPNonceRequired
+        raise missing(
+            "Sign the DPoP proof with the nonce of the DPoP-Nonce header."
+            if checked.nonce is None
+            else "The DPoP proof's nonce is not current: use the DPoP-Nonce header's."
         )
-    if not fresh:
+    if not state.dpop.proofs.use(
+        checked.jkt, checked.jti, expires_at=checked.iat + window, now=now
+    ):
         raise error("The DPoP proof was used before.")
     return checked
 
@@ -84,7 +98,7 @@ def token_request_key(state: AppState) -> str | None:
     """
     if state.settings.dpop is None:
         return None
-    proof = _proof_header()
+    proof = _proof_header(state)
     if proof is None:
         if state.settings.dpop == "required":
             raise InvalidDPoPProof("A DPoP proof is required (RFC 9449).")
@@ -119,7 +133,7 @@ def check_binding(
         return
     if not isinstance(jkt, str):
         raise InvalidToken("The token is not bound to a DPoP key: send it as Bearer.")
-    proof = _proof_header()
+    proof = _proof_header(state)
     if proof is None:
         raise DPoPProofRefused("A DPoP proof is required with a DPoP token.")
     checked = _verified(state, proof, access_token=token, error=DPoPProofRefused)

@@ -296,6 +296,21 @@ class DPoPProofRefused(InvalidToken):
     error = "invalid_dpop_proof"
 
 
+class UseDPoPNonce(InvalidDPoPProof):
+    """400 ``use_dpop_nonce``: a token request's proof lacks the nonce the
+    server gives in its ``DPoP-Nonce`` header, or carries an old one (RFC 9449
+    §8); the client signs a new proof with it and asks again."""
+
+    error = "use_dpop_nonce"
+
+
+class DPoPNonceRequired(DPoPProofRefused):
+    """401 ``use_dpop_nonce``: the proof of a request to a protected route lacks
+    the current server nonce of the ``DPoP-Nonce`` header (RFC 9449 §9)."""
+
+    error = "use_dpop_nonce"
+
+
 class InvalidClient(JWTAuthError, Unauthorized):
     """401: an introspection client's HTTP Basic credentials are missing or wrong
     (RFC 7662 §2.1, RFC 6749 §5.2), with ``WWW-Authenticate: Basic``."""

@@ -29,6 +29,7 @@ from .callbacks import _missing_user_lookup
 from .callbacks import _no_roles
 from .callbacks import _not_registered
 from .callbacks import default_permission_checker
+from .dpop_state import load_dpop_state
 from .keyring import KeyRing
 from .keys import configured_keys
 from .keys import keys_for
@@ -154,6 +155,7 @@ class JWTAuthentication:
                 flood=flood,
                 configured_keys=functools.partial(keys_for, app.config, encryption),
             ),
+            dpop=load_dpop_state(app, store),
         )
         # Reloads happen before a request takes a database connection, never
         # in the middle of one (see KeyRing.refresh); settings first, since a

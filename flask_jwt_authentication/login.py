@@ -162,17 +162,19 @@ def rotate(
         raise InvalidGrant("The refresh token is unknown.")
     if record.session_revoked:
         raise InvalidGrant("The refresh token's session has been revoked.")
-    # A consumed token presented again is evidence of theft, expired or not.
-    if record.consumed and not _within_grace(state, record, now):
-        _reused(state, record, now)
-    if now >= record.expires_at:
-        raise InvalidGrant("The refresh token has expired.")
+    # A token bound to a key is worth nothing without it (RFC 9449 §5): whoever
+    # lacks the key cannot even end the session by replaying an old token.
     if record.dpop_jkt is not None and dpop_jkt != record.dpop_jkt:
         if dpop_jkt is None:
             raise InvalidDPoPProof(
                 "This refresh token is bound to a DPoP key: send a proof by it."
             )
         raise InvalidGrant("The refresh token is bound to another DPoP key.")
+    # A consumed token presented again is evidence of theft, expired or not.
+    if record.consumed and not _within_grace(state, record, now):
+        _reused(state, record, now)
+    if now >= record.expires_at:
+        raise InvalidGrant("The refresh token has expired.")
     user = state.extension.load_user(json.loads(record.user_key))
     if user is None or not is_active(user):
         # Disabling a user ends every session of it, not just this one.

@@ -22,6 +22,7 @@ from flask import Flask
 from jwt.exceptions import PyJWTError
 
 from . import config
+from .dpop_state import load_dpop_state
 from .errors import ConfigurationError
 from .errors import TemporarilyUnavailable
 from .jwks_fetch import JWKSError
@@ -326,6 +327,7 @@ def load_state(extension: JWTAuthentication, app: Flask) -> VerifyOnlyState:
         extension=extension,
         settings=settings,
         keys=keys,
+        dpop=load_dpop_state(app, None),
         feed=_revocation_feed(app_config),
     )
 

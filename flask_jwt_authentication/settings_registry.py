@@ -663,6 +663,25 @@ REGISTRY: tuple[Setting, ...] = (
         attribute=True,
     ),
     Setting(
+        "JWT_AUTH_DPOP_NONCE",
+        False,
+        flag,
+        "Tokens and keys",
+        "DPoP proofs must carry a nonce the server gave (RFC 9449 §8);"
+        " derived from SECRET_KEY, which every worker must share.",
+        accepts="true or false",
+    ),
+    Setting(
+        "JWT_AUTH_DPOP_REDIS_URL",
+        None,
+        redis_url,
+        "Tokens and keys",
+        "Keep the DPoP proofs seen in Redis instead of the database (a resource"
+        " server: instead of each worker's memory).",
+        accepts="a redis://, rediss:// or unix:// URL",
+        derived="JWT_AUTH_REVOCATION_REDIS_URL when set",
+    ),
+    Setting(
         "JWT_AUTH_REFRESH_GRACE_PERIOD",
         0,
         seconds(0),

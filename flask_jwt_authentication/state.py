@@ -8,7 +8,6 @@ going through :mod:`.extension` (whose ``init_app`` builds it).
 from __future__ import annotations
 
 import dataclasses
-import threading
 import typing as t
 
 from flask import Flask
@@ -16,13 +15,13 @@ from flask import current_app
 
 from . import tokens
 from .errors import InvalidToken
-from .errors import TemporarilyUnavailable
 from .passwords import is_active
 
 if t.TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
     from . import config
+    from .dpop_state import DPoPState
     from .extension import JWTAuthentication
     from .keyring import KeyRing
     from .keys import KeySet
@@ -34,9 +33,6 @@ if t.TYPE_CHECKING:
     from .revocation_feed import DatabaseFollower
     from .revocation_remote import HttpFollower
     from .store import Store
-
-#: The most DPoP proofs a verify-only resource server remembers at once.
-MAX_REMEMBERED_PROOFS = 100_000
 
 #: The key of the state in ``app.extensions``.
 EXTENSION_KEY = "jwt_authentication"
@@ -62,6 +58,8 @@ class AppState:
     flood: FloodControl
     #: The settings edited at run time, over the configuration.
     overrides: SettingsStore
+    #: DPoP's nonces and the proofs seen.
+    dpop: DPoPState
     #: Push mode (``JWT_AUTH_REVOCATION_SYNC = "push"``): the live revocations
     #: in memory, and what keeps them current.
     revocations: RevocationCache | None = None
@@ -100,28 +98,6 @@ class AppState:
         return self.keys.keyset()
 
 
-class ProofCache:
-    """The proofs a verify-only resource server has seen, in memory, each until
-    its window has passed (it has no database to share with other workers)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
-
-    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
-        """Record a proof; ``False`` if it was seen before."""
-        with self._lock:
-            if len(self._seen) >= MAX_REMEMBERED_PROOFS:
-                self._seen = {k: v for k, v in self._seen.items() if v >= now}
-                if len(self._seen) >= MAX_REMEMBERED_PROOFS:
-                    raise TemporarilyUnavailable("Too many DPoP proofs at once.")
-            key = (jkt, jti)
-            if self._seen.get(key, -1) >= now:
-                return False
-            self._seen[key] = expires_at
-            return True
-
-
 @dataclasses.dataclass
 class VerifyOnlyState:
     """What the extension keeps for an application in verify-only mode, under
@@ -131,8 +107,8 @@ class VerifyOnlyState:
     extension: JWTAuthentication
     settings: config.Settings
     keys: RemoteKeys
-    #: The DPoP proofs seen, for their replay check.
-    proofs: ProofCache = dataclasses.field(default_factory=lambda: ProofCache())
+    #: DPoP's nonces and the proofs seen.
+    dpop: DPoPState
     #: Push mode: the issuer's revocation feed, followed (``None``: revocation
     #: is not checked, docs/resource-server.rst).
     feed: HttpFollower | None = None

@@ -171,7 +171,9 @@ def _foreign_key(client: Client) -> str:
         (lambda c: c.proof("GET"), "another method"),
         (lambda c: c.proof(iat=NOW - 61), "too old"),
         (lambda c: c.proof(iat=NOW + 61), "from the future"),
-        (lambda c: c.proof(iat="now"), "too old"),
+        (lambda c: c.proof(iat="now"), "not a number"),
+        (lambda c: c.proof(iat=True), "not a number"),
+        (lambda c: c.proof(iat=NOW - 60.5), "too old"),
         (lambda c: c.proof(jti=""), "jti"),
         (lambda c: c.proof(jti=7), "jti"),
         (lambda c: c.proof(header={"typ": "JWT"}), "typ"),
@@ -191,6 +193,16 @@ def test_a_proof_failing_a_check_is_refused(
 ) -> None:
     with pytest.raises(InvalidProof, match=message):
         check(make(Client()))
+
+
+def test_a_kid_header_and_a_fractional_iat_are_accepted() -> None:
+    """RFC 9449 does not forbid a kid next to the jwk, and RFC 7519's
+    NumericDate may have a fraction (a client sending time.time())."""
+    client = Client()
+    done = check(client.proof(header={"kid": "my-device-key"}, iat=NOW - 0.25))
+    assert (done.jkt, done.iat) == (client.jkt, NOW)
+    with pytest.raises(InvalidProof, match="signature or key"):
+        check(client.proof(header={"kid": 7}))
 
 
 def test_the_accepted_algorithms_are_configurable() -> None:

@@ -116,6 +116,27 @@ def test_theft_with_another_key_is_refused(dpop_env: AppEnv) -> None:
     assert refresh(http, pair["refresh_token"], owner).status_code == 200
 
 
+def test_an_old_refresh_token_without_the_key_does_not_end_the_session(
+    dpop_env: AppEnv,
+) -> None:
+    """Reuse detection ends a session when its consumed refresh token comes
+    back; a bound token coming back without its key proves nothing, so it is
+    refused and the session carries on (RFC 9449 §5)."""
+    http = dpop_env.app.test_client()
+    owner, thief = Client(), Client()
+    first = log_in(http, owner).get_json()
+    second = refresh(http, first["refresh_token"], owner).get_json()
+    for key in (thief, None):
+        replayed = refresh(http, first["refresh_token"], key)
+        assert replayed.status_code in (400, 401)
+        assert "used" not in replayed.get_json()["error_description"]
+    assert call(http, second["access_token"], owner).status_code == 200
+    assert refresh(http, second["refresh_token"], owner).status_code == 200
+    # The owner's key replaying the old token is reuse: the session ends.
+    assert refresh(http, first["refresh_token"], owner).status_code == 401
+    assert call(http, second["access_token"], owner).status_code == 401
+
+
 def test_a_replayed_proof_is_refused(dpop_env: AppEnv) -> None:
     http = dpop_env.app.test_client()
     key = Client()

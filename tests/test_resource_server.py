@@ -30,6 +30,7 @@ from conftest import AppEnv
 from conftest import example_module
 from conftest import key_config
 from conftest import key_path
+from conftest import require_backend
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -1208,6 +1209,49 @@ def test_the_no_keys_answer_names_when_to_retry(jwks_server: JWKSServer) -> None
     assert caught.value.to_dict()["error"] == "temporarily_unavailable"
 
 
+def dpop_log_in(auth: Auth, key: t.Any) -> str:
+    """Log alice in at the auth app with a DPoP proof by ``key``: the access token."""
+    import uuid
+
+    login_url = f"http://127.0.0.1:{auth.server.port}{PREFIX}/tokens"
+    proof = key.proof("POST", login_url, iat=int(time.time()), jti=str(uuid.uuid4()))
+    conn = http.client.HTTPConnection("127.0.0.1", auth.server.port, timeout=15)
+    conn.request(
+        "POST",
+        f"{PREFIX}/tokens",
+        body=json.dumps({"username": "alice", "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json", "DPoP": proof},
+    )
+    pair = json.loads(conn.getresponse().read())
+    conn.close()
+    assert pair["token_type"] == "DPoP"
+    return t.cast(str, pair["access_token"])
+
+
+def dpop_call(
+    port: int, token: str, signer: t.Any, jti: str, **claims: t.Any
+) -> tuple[int, t.Any, t.Any]:
+    """GET /api/me at ``port`` with the token and a proof by ``signer``."""
+    from flask_jwt_authentication.dpop import access_token_hash
+
+    proof = signer.proof(
+        "GET",
+        f"http://127.0.0.1:{port}/api/me",
+        iat=int(time.time()),
+        jti=jti,
+        ath=access_token_hash(token),
+        **claims,
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    conn.request(
+        "GET", "/api/me", headers={"Authorization": f"DPoP {token}", "DPoP": proof}
+    )
+    response = conn.getresponse()
+    answer = (response.status, json.loads(response.read()), response.headers)
+    conn.close()
+    return answer
+
+
 @pytest.mark.slow
 def test_a_verify_only_server_checks_dpop(
     make_app: MakeApp, start: t.Any, example: ModuleType
@@ -1219,51 +1263,61 @@ def test_a_verify_only_server_checks_dpop(
 
     from test_dpop import Client
 
-    from flask_jwt_authentication.dpop import access_token_hash
-
     auth = auth_app(make_app, start, "ES256", JWT_AUTH_DPOP="allowed")
     resource = start(
         example.create_app(resource_config(auth, "ES256", JWT_AUTH_DPOP="allowed"))
     )
     key = Client()
-    login_url = f"http://127.0.0.1:{auth.server.port}{PREFIX}/tokens"
-    body = json.dumps({"username": "alice", "password": PASSWORD}).encode()
-    conn = http.client.HTTPConnection("127.0.0.1", auth.server.port, timeout=15)
-    conn.request(
-        "POST",
-        f"{PREFIX}/tokens",
-        body=body,
-        headers={
-            "Content-Type": "application/json",
-            "DPoP": key.proof("POST", login_url, iat=int(time.time()), jti="l1"),
-        },
-    )
-    pair = json.loads(conn.getresponse().read())
-    conn.close()
-    assert pair["token_type"] == "DPoP"
-    token = pair["access_token"]
-    me_url = f"http://127.0.0.1:{resource.port}/api/me"
-
-    def dpop_call(signer: Client, jti: str) -> tuple[int, t.Any, t.Any]:
-        proof = signer.proof(
-            "GET", me_url, iat=int(time.time()), jti=jti, ath=access_token_hash(token)
-        )
-        conn = http.client.HTTPConnection("127.0.0.1", resource.port, timeout=15)
-        conn.request(
-            "GET", "/api/me", headers={"Authorization": f"DPoP {token}", "DPoP": proof}
-        )
-        response = conn.getresponse()
-        answer = (response.status, json.loads(response.read()), response.headers)
-        conn.close()
-        return answer
-
+    token = dpop_log_in(auth, key)
     jti = str(uuid.uuid4())
-    status, answer, _ = dpop_call(key, jti)
+    status, answer, _ = dpop_call(resource.port, token, key, jti)
     assert status == 200, answer
     assert answer["uid"] == 1
-    status, answer, _ = dpop_call(key, jti)
+    status, answer, _ = dpop_call(resource.port, token, key, jti)
     assert (status, answer["error"]) == (401, "invalid_dpop_proof")
-    status, answer, headers = dpop_call(Client(), str(uuid.uuid4()))
+    status, answer, headers = dpop_call(resource.port, token, Client(), "other")
     assert (status, answer["error"]) == (401, "invalid_dpop_proof")
     assert "DPoP" in headers["WWW-Authenticate"]
     assert call(resource.port, "/api/me", token).status == 401
+
+
+@pytest.mark.slow
+def test_verify_only_servers_share_proofs_in_redis_and_ask_for_nonces(
+    make_app: MakeApp, start: t.Any, example: ModuleType
+) -> None:
+    """Two workers of a resource server with JWT_AUTH_DPOP_REDIS_URL: a proof
+    one accepted is a replay at the other. With JWT_AUTH_DPOP_NONCE, a proof
+    without the nonce gets 401 use_dpop_nonce and the nonce (RFC 9449 §9), which
+    both workers accept since they share SECRET_KEY."""
+    import uuid
+
+    from test_dpop import Client
+
+    redis_url = require_backend("redis")
+    auth = auth_app(make_app, start, "ES256", JWT_AUTH_DPOP="allowed")
+    settings = resource_config(
+        auth,
+        "ES256",
+        JWT_AUTH_DPOP="allowed",
+        JWT_AUTH_DPOP_REDIS_URL=redis_url,
+        JWT_AUTH_DPOP_NONCE=True,
+        SECRET_KEY="r" * 64,
+    )
+    one = start(example.create_app(settings))
+    two = start(example.create_app(settings))
+    key = Client()
+    token = dpop_log_in(auth, key)
+    status, answer, headers = dpop_call(one.port, token, key, str(uuid.uuid4()))
+    assert (status, answer["error"]) == (401, "use_dpop_nonce")
+    assert 'DPoP realm="' in headers["WWW-Authenticate"]
+    assert 'error="use_dpop_nonce"' in headers["WWW-Authenticate"]
+    nonce = headers["DPoP-Nonce"]
+    jti = str(uuid.uuid4())
+    status, answer, headers = dpop_call(one.port, token, key, jti, nonce=nonce)
+    assert status == 200, answer
+    assert headers["DPoP-Nonce"] == nonce
+    status, answer, _ = dpop_call(two.port, token, key, jti, nonce=nonce)
+    assert (status, answer["error"]) == (401, "invalid_dpop_proof")
+    assert "used before" in answer["error_description"]
+    status, answer, _ = dpop_call(two.port, token, key, str(uuid.uuid4()), nonce=nonce)
+    assert status == 200, answer

@@ -81,12 +81,32 @@ def spa() -> t.Iterator[ModuleType]:
 def site(
     spa: ModuleType, tmp_path: Path, serve: t.Callable[[AppEnv], int]
 ) -> t.Iterator[Site]:
+    yield from served(spa, tmp_path, serve)
+
+
+@pytest.fixture
+def nonce_site(
+    spa: ModuleType, tmp_path: Path, serve: t.Callable[[AppEnv], int]
+) -> t.Iterator[Site]:
+    """The example with server nonces (RFC 9449 §8) asked for."""
+    yield from served(
+        spa, tmp_path, serve, JWT_AUTH_DPOP_NONCE=True, SECRET_KEY="n" * 64
+    )
+
+
+def served(
+    spa: ModuleType,
+    tmp_path: Path,
+    serve: t.Callable[[AppEnv], int],
+    **config: t.Any,
+) -> t.Iterator[Site]:
     app = spa.create_app(
         {
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'spa.db'}",
             "JWT_AUTH_SECRET_KEY": "s" * 64,
             "JWT_AUTH_ACCESS_TOKEN_TTL": ACCESS_TTL,
+            **config,
         }
     )
     result = app.test_cli_runner().invoke(
@@ -493,4 +513,35 @@ def test_tokens_are_bound_to_a_non_extractable_key(
     expect(page.locator("#result")).to_have_text(ALICE)
     assert page.evaluate(INSPECT_KEY)["jwk"] == key["jwk"]
 
+    assert errors.messages == []
+
+
+def test_proofs_carry_the_nonce_the_server_hands_out(
+    nonce_site: Site, context: t.Any
+) -> None:
+    """With JWT_AUTH_DPOP_NONCE the first log-in is told the nonce (400
+    use_dpop_nonce); the page signs a new proof with it and logs in, and its
+    calls and refreshes carry the latest nonce without being refused."""
+    site = nonce_site
+    page = context.new_page()
+    errors = PageErrors(page)
+    page.goto(site.url)
+    expect(page.get_by_role("status")).to_have_text("Please log in.")
+    with page.expect_request(site.url + "/api/me") as called:
+        log_in(page)
+    expect(page.locator("#result")).to_have_text(ALICE)
+    # The page's opening refresh finds no cookie (400); then the log-in.
+    assert site.requests[:4] == [
+        ("POST", REFRESH, 400),
+        ("POST", TOKENS, 400),
+        ("POST", TOKENS, 200),
+        ("GET", "/api/me", 200),
+    ]
+    nonce = jwt_part(called.value.headers["dpop"], 1)["nonce"]
+    with page.expect_request(site.url + REFRESH) as refreshed:
+        assert page.evaluate("refresh()") is True
+    assert jwt_part(refreshed.value.headers["dpop"], 1)["nonce"] == nonce
+    page.get_by_role("button", name="Call /api/me").click()
+    expect(page.locator("#result")).to_have_text(ALICE)
+    assert site.requests[4:] == [("POST", REFRESH, 200), ("GET", "/api/me", 200)]
     assert errors.messages == []

@@ -25,6 +25,7 @@ let accessToken = null; // the access token; null when logged out
 let tokenType = "DPoP"; // the scheme the access token goes with
 let refreshTimer = null; // the scheduled silent refresh
 let refreshing = null; // the refresh in flight, shared by every caller
+let dpopNonce = null; // the server's last DPoP-Nonce, if it sends them
 
 const $ = (id) => document.getElementById(id);
 
@@ -131,6 +132,9 @@ async function dpopProof(method, url, token) {
     iat: Math.floor(Date.now() / 1000),
     jti: crypto.randomUUID(),
   };
+  if (dpopNonce) {
+    claims.nonce = dpopNonce;
+  }
   if (token) {
     claims.ath = base64url(await crypto.subtle.digest("SHA-256", utf8(token)));
   }
@@ -146,9 +150,42 @@ async function dpopProof(method, url, token) {
   return `${input}.${base64url(signature)}`;
 }
 
-// Sends a request made by send(proof), with a fresh proof for it.
+// Sends a request made by send(proof), with a fresh proof for it. A server
+// with JWT_AUTH_DPOP_NONCE hands out nonces (RFC 9449 §8, §9) in the DPoP-Nonce
+// header of its answers: the page keeps the last one for its next proofs, and
+// when a proof is refused for want of it, signs a new one and asks once more.
 async function withProof(method, url, token, send) {
-  return send(await dpopProof(method, url, token));
+  let response = await send(await dpopProof(method, url, token));
+  if (keepNonce(response) && (await asksForNonce(response))) {
+    response = await send(await dpopProof(method, url, token));
+    keepNonce(response);
+  }
+  return response;
+}
+
+function keepNonce(response) {
+  const nonce = response.headers.get("DPoP-Nonce");
+  if (nonce) {
+    dpopNonce = nonce;
+  }
+  return Boolean(nonce);
+}
+
+// 400 use_dpop_nonce from the log-in and refresh endpoints, 401 with a DPoP
+// error="use_dpop_nonce" challenge from a protected route.
+async function asksForNonce(response) {
+  if (response.status === 401) {
+    const challenge = response.headers.get("WWW-Authenticate") ?? "";
+    return challenge.includes('error="use_dpop_nonce"');
+  }
+  if (response.status !== 400) {
+    return false;
+  }
+  const body = await response
+    .clone()
+    .json()
+    .catch(() => null);
+  return body?.error === "use_dpop_nonce";
 }
 
 // Exchanges the refresh cookie for a new pair; resolves to true on success.

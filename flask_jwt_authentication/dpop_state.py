@@ -1,0 +1,206 @@
+"""What DPoP (RFC 9449) keeps across requests: the server nonces and the proofs
+seen.
+
+* Nonces (RFC 9449 §8, §9; ``JWT_AUTH_DPOP_NONCE``): a keyed hash of the current
+  minute under a secret derived from ``SECRET_KEY``. Every worker that shares
+  the secret computes the same nonce, so nothing is stored and nothing is asked;
+  a nonce is good for its minute and the next one.
+* Proofs seen (RFC 9449 §11.1): each ``jti`` is accepted once per key, remembered
+  until the proof's window has passed, in one place every worker asks: the
+  database, or Redis (``JWT_AUTH_DPOP_REDIS_URL``, one ``SET NX`` per proof). A
+  verify-only resource server without Redis remembers them in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+import threading
+import typing as t
+
+from .errors import ConfigurationError
+from .errors import TemporarilyUnavailable
+from .keys import b64url
+from .settings_registry import read
+
+if t.TYPE_CHECKING:
+    from flask import Flask
+
+    from .store import Store
+
+logger = logging.getLogger("flask_jwt_authentication")
+
+#: Seconds one nonce is handed out for; it is accepted for one period more.
+NONCE_PERIOD = 60
+#: The most DPoP proofs a process remembers at once without a shared store.
+MAX_REMEMBERED_PROOFS = 100_000
+#: The prefix of the Redis keys of the proofs seen.
+REDIS_PREFIX = "flask_jwt_authentication:dpop:"
+
+
+class Nonces:
+    """Server-provided nonces, stateless: ``HMAC(secret, period number)``.
+
+    :param secret: shared by every worker (and never sent anywhere).
+    :param period: seconds a nonce is current.
+    """
+
+    def __init__(self, secret: bytes, period: int = NONCE_PERIOD) -> None:
+        self._key = hmac.new(
+            secret, b"flask_jwt_authentication DPoP nonce", hashlib.sha256
+        ).digest()
+        self._period = period
+        self._made: dict[int, str] = {}
+
+    def _nonce(self, number: int) -> str:
+        nonce = self._made.get(number)
+        if nonce is None:
+            digest = hmac.new(self._key, number.to_bytes(8, "big"), hashlib.sha256)
+            nonce = b64url(digest.digest()[:18])
+            # Only the current and the previous period are ever asked for.
+            self._made = {n: v for n, v in self._made.items() if n >= number - 1}
+            self._made[number] = nonce
+        return nonce
+
+    def current(self, now: float) -> str:
+        """The nonce to hand out now (the ``DPoP-Nonce`` header)."""
+        return self._nonce(int(now // self._period))
+
+    def accepts(self, nonce: object, now: float) -> bool:
+        """Whether ``nonce`` is the current or the previous period's nonce."""
+        if not isinstance(nonce, str):
+            return False
+        number = int(now // self._period)
+        given = nonce.encode("utf-8", "replace")
+        return any(
+            hmac.compare_digest(given, self._nonce(n).encode())
+            for n in (number, number - 1)
+        )
+
+
+class ProofLog(t.Protocol):
+    """Where the proofs seen are kept."""
+
+    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        """Record a proof; ``False`` if it was seen before (a replay).
+
+        :raises TemporarilyUnavailable: the store cannot be reached.
+        """
+
+
+class MemoryProofLog:
+    """The proofs seen by this process, in memory: for a verify-only resource
+    server without Redis (one worker, or each worker on its own)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        with self._lock:
+            if len(self._seen) >= MAX_REMEMBERED_PROOFS:
+                self._seen = {k: v for k, v in self._seen.items() if v >= now}
+                if len(self._seen) >= MAX_REMEMBERED_PROOFS:
+                    raise TemporarilyUnavailable("Too many DPoP proofs at once.")
+            key = (jkt, jti)
+            if self._seen.get(key, -1) >= now:
+                return False
+            self._seen[key] = expires_at
+            return True
+
+
+class DatabaseProofLog:
+    """The proofs seen, in the ``jwt_auth_dpop_proofs`` table."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        store = self._store
+        with store.unavailable_on_error():
+            return store.use_proof(jkt, jti, expires_at=expires_at, now=now)
+
+
+class RedisProofLog:
+    """The proofs seen, in Redis: one ``SET NX EXAT`` per proof, which Redis
+    forgets when the proof's window has passed. Keys hold a hash of the key
+    thumbprint and the ``jti``, never the proof."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+
+    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        digest = hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()
+        try:
+            stored = self._client.set(
+                REDIS_PREFIX + digest, b"", nx=True, exat=max(expires_at, now + 1)
+            )
+        except self._errors as e:
+            logger.error("Redis unavailable for DPoP proofs (%s).", type(e).__name__)
+            raise TemporarilyUnavailable() from e
+        return bool(stored)
+
+
+@dataclasses.dataclass
+class DPoPState:
+    """The nonces (``None``: not asked for) and where the proofs seen are kept."""
+
+    proofs: ProofLog
+    nonces: Nonces | None = None
+
+
+def load_dpop_state(app: Flask, store: Store | None) -> DPoPState:
+    """Build what DPoP keeps from ``app``'s configuration.
+
+    :param store: the database store; ``None`` on a verify-only resource server.
+    :raises ConfigurationError: nonces are asked for without DPoP or without a
+        ``SECRET_KEY``, or a Redis URL is set without the redis package.
+    """
+    config = app.config
+    dpop_on = read(config, "JWT_AUTH_DPOP") is not None
+    nonces = None
+    if read(config, "JWT_AUTH_DPOP_NONCE"):
+        if not dpop_on:
+            raise ConfigurationError(
+                "JWT_AUTH_DPOP_NONCE is set but JWT_AUTH_DPOP is off: set"
+                " JWT_AUTH_DPOP to 'allowed' or 'required', or remove the nonce.",
+                setting="JWT_AUTH_DPOP_NONCE",
+            )
+        secret = config.get("SECRET_KEY")
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if not isinstance(secret, bytes) or not secret:
+            raise ConfigurationError(
+                "JWT_AUTH_DPOP_NONCE needs SECRET_KEY: the nonces are derived from"
+                " it. Set the same SECRET_KEY on every worker.",
+                setting="JWT_AUTH_DPOP_NONCE",
+            )
+        nonces = Nonces(secret)
+    # An auth server in push mode over Redis keeps its proofs there too.
+    name = "JWT_AUTH_DPOP_REDIS_URL"
+    url = read(config, name)
+    if url is None and store is not None:
+        name = "JWT_AUTH_REVOCATION_REDIS_URL"
+        url = read(config, name)
+    proofs: ProofLog
+    if url and dpop_on:
+        try:
+            proofs = RedisProofLog(url)
+        except ImportError:
+            raise ConfigurationError(
+                f"{name} needs the redis package: pip install"
+                " 'flask_jwt_authentication[redis]'.",
+                setting=name,
+            ) from None
+    elif store is not None:
+        proofs = DatabaseProofLog(store)
+    else:
+        proofs = MemoryProofLog()
+    return DPoPState(proofs=proofs, nonces=nonces)
