@@ -10,8 +10,10 @@ revocation, the user kept in memory) on an SQLite file, and on PostgreSQL at
 token; ``dpop`` with a DPoP-bound token and a fresh ES256 proof per request
 (``ath`` bound), signed beforehand so the client's signing is not timed. The
 server checks the proof's signature and claims and records its ``jti`` in the
-replay cache, a row of ``jwt_auth_dpop_proofs``: one insert per request, which
-is what DPoP costs beyond the signature. Single WSGI calls, interleaved rounds.
+replay cache: a row of ``jwt_auth_dpop_proofs`` (one insert per request), and,
+when Redis answers at ``TEST_REDIS_URL``, again with ``JWT_AUTH_DPOP_REDIS_URL``
+(one ``SET NX`` per request, no database statement). Single WSGI calls,
+interleaved rounds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -67,10 +70,24 @@ class Key:
         return pyjwt.encode(body, self.private, algorithm="ES256", headers=headers)
 
 
-def run(url: str, options: dict[str, t.Any], plan: pr.Plan, label: str) -> None:
+def run(
+    url: str,
+    options: dict[str, t.Any],
+    plan: pr.Plan,
+    label: str,
+    **extra: t.Any,
+) -> None:
     db, User, _ = rv.make_db()
     app = rv.make_app(
-        db, User, url, options, "push", "s" * 64, "dpop", JWT_AUTH_DPOP="allowed"
+        db,
+        User,
+        url,
+        options,
+        "push",
+        "s" * 64,
+        "dpop",
+        JWT_AUTH_DPOP="allowed",
+        **extra,
     )
     rv.create_alice(app, db, User)
     key = Key()
@@ -151,6 +168,21 @@ def run(url: str, options: dict[str, t.Any], plan: pr.Plan, label: str) -> None:
     rv.dispose(app, db)
 
 
+def reachable_redis() -> str | None:
+    """``TEST_REDIS_URL`` (default: the local Redis) if it answers."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return url
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -165,11 +197,22 @@ def main(argv: list[str] | None = None) -> int:
         postgresql = pr.postgresql_database()
         if postgresql is not None:
             databases.append(postgresql)
+        redis_url = reachable_redis()
         for database in databases:
             try:
                 run(database.url, database.engine_options, plan, database.label)
+                if redis_url is not None:
+                    run(
+                        database.url,
+                        database.engine_options,
+                        plan,
+                        f"{database.label}, proofs in Redis",
+                        JWT_AUTH_DPOP_REDIS_URL=redis_url,
+                    )
             finally:
                 database.cleanup()
+        if redis_url is None:
+            print("\n(Redis not reachable at TEST_REDIS_URL: no Redis runs.)")
     return 0
 
 

@@ -9,6 +9,7 @@ is the caller's to say (a replay cache shared by every worker).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -28,6 +29,11 @@ PROOF_TYPE = "dpop+jwt"
 ALGORITHMS: tuple[str, ...] = ("ES256", "EdDSA", "ES384", "PS256", "RS256")
 #: The longest proof read.
 MAX_PROOF_LENGTH = 8192
+#: Proof headers whose checks passed, with their key: at most this many...
+MAX_CACHED_HEADERS = 4096
+#: ...each at most this long (an RSA 4096 key's header is about 1,000).
+MAX_CACHED_HEADER_LENGTH = 2048
+_HEADERS: dict[str, tuple[str, str, KeySet]] = {}
 #: Members only a private key has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 #: The members of each key type that RFC 7638 §3.2 hashes.
@@ -64,6 +70,7 @@ def access_token_hash(token: str) -> str:
     return b64url(hashlib.sha256(token.encode("ascii")).digest())
 
 
+@functools.lru_cache(maxsize=1024)
 def normalized_uri(uri: str) -> str:
     """``uri`` as proofs are compared (RFC 9449 §4.3 check 9, RFC 3986 §6):
     scheme and host in lower case, the default port dropped, no query or
@@ -117,30 +124,23 @@ def verify_proof(
     """
     if not isinstance(proof, str) or not proof or len(proof) > MAX_PROOF_LENGTH:
         raise InvalidProof("The DPoP proof is missing or too long.")
-    try:
-        header = tokens.unverified_header(proof)
-    except tokens.TokenError:
-        raise InvalidProof("The DPoP proof is not a JWT.") from None
-    if header.get("typ") != PROOF_TYPE:
-        raise InvalidProof("The DPoP proof's typ is not dpop+jwt.")
-    algorithm = header.get("alg")
-    if not isinstance(algorithm, str) or algorithm not in algorithms:
+    # A client sends the same header with every proof: its checks and its key
+    # are worked out once.
+    segment = proof.partition(".")[0]
+    checked = _HEADERS.get(segment)
+    if checked is None:
+        checked = _checked_header(proof)
+        if len(segment) <= MAX_CACHED_HEADER_LENGTH:
+            if len(_HEADERS) >= MAX_CACHED_HEADERS:
+                _HEADERS.clear()
+            _HEADERS[segment] = checked
+    algorithm, jkt, keyset = checked
+    if algorithm not in algorithms:
         raise InvalidProof("The DPoP proof's algorithm is not accepted.")
-    jwk = header.get("jwk")
-    if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & set(jwk):
-        raise InvalidProof("The DPoP proof's jwk header is not a public key.")
     try:
-        jkt = thumbprint(jwk)
-        # The key is the header's own: a kid there names it, nothing else.
-        kid = header.get("kid")
-        key = public_key_from_jwk(
-            {**jwk, "kid": kid if isinstance(kid, str) and kid else jkt}, algorithm
-        )
         # Clients (WebCrypto, say) do not normalise ECDSA signatures.
-        _, payload = tokens.verify_signature(
-            proof, KeySet(current=key), algorithm, canonical=False
-        )
-    except (ValueError, UnusableKey, tokens.TokenError):
+        _, payload = tokens.verify_signature(proof, keyset, algorithm, canonical=False)
+    except tokens.TokenError:
         raise InvalidProof("The DPoP proof's signature or key is invalid.") from None
     claims = _claims(payload)
     if claims.get("htm") != method:
@@ -166,6 +166,33 @@ def verify_proof(
     ):
         raise InvalidProof("The DPoP proof is not bound to this access token.")
     return Proof(jkt=jkt, jti=jti, iat=math.ceil(iat), nonce=claims.get("nonce"))
+
+
+def _checked_header(proof: str) -> tuple[str, str, KeySet]:
+    """The algorithm, the key's thumbprint and the key of a proof's header,
+    once it passes the checks that depend on the header alone."""
+    try:
+        header = tokens.unverified_header(proof)
+    except tokens.TokenError:
+        raise InvalidProof("The DPoP proof is not a JWT.") from None
+    if header.get("typ") != PROOF_TYPE:
+        raise InvalidProof("The DPoP proof's typ is not dpop+jwt.")
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+        raise InvalidProof("The DPoP proof's algorithm is not accepted.")
+    jwk = header.get("jwk")
+    if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & set(jwk):
+        raise InvalidProof("The DPoP proof's jwk header is not a public key.")
+    try:
+        jkt = thumbprint(jwk)
+        # The key is the header's own: a kid there names it, nothing else.
+        kid = header.get("kid")
+        key = public_key_from_jwk(
+            {**jwk, "kid": kid if isinstance(kid, str) and kid else jkt}, algorithm
+        )
+    except (ValueError, UnusableKey):
+        raise InvalidProof("The DPoP proof's signature or key is invalid.") from None
+    return algorithm, jkt, KeySet(current=key)
 
 
 def _claims(payload: bytes) -> dict[str, t.Any]:

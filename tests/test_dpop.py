@@ -205,6 +205,20 @@ def test_a_kid_header_and_a_fractional_iat_are_accepted() -> None:
         check(client.proof(header={"kid": 7}))
 
 
+def test_a_header_seen_before_still_needs_a_good_signature() -> None:
+    """The checks of a header and its key are kept per header; the signature,
+    the claims and the accepted algorithms are checked on every proof."""
+    client = Client("EdDSA")
+    check(client.proof(jti="first"))
+    forged = client.proof(jti="second")[:-4] + "AAAA"
+    with pytest.raises(InvalidProof, match="signature or key"):
+        check(forged)
+    with pytest.raises(InvalidProof, match="another method"):
+        check(client.proof("GET", jti="third"))
+    with pytest.raises(InvalidProof, match="algorithm"):
+        check(client.proof(jti="fourth"), algorithms=("ES256",))
+
+
 def test_the_accepted_algorithms_are_configurable() -> None:
     client = Client("EdDSA")
     with pytest.raises(InvalidProof, match="algorithm"):
