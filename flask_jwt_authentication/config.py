@@ -104,6 +104,8 @@ class Settings:
     refresh_grace_period: int = _default("JWT_AUTH_REFRESH_GRACE_PERIOD")
     #: DPoP (RFC 9449): ``None`` (off), ``"allowed"`` or ``"required"``.
     dpop: str | None = _default("JWT_AUTH_DPOP")
+    #: The algorithms DPoP proofs may be signed with, as challenges list them.
+    dpop_algorithms: tuple[str, ...] = _default("JWT_AUTH_DPOP_ALGORITHMS")
 
     def refresh_expiry(self, now: int, session_started: int) -> int:
         """When a refresh token issued at ``now`` expires: after the idle lifetime,

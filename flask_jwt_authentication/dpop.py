@@ -22,11 +22,13 @@ from .keys import b64url
 from .keys import jwk_thumbprint
 from .remote import UnusableKey
 from .remote import public_key_from_jwk
+from .settings_registry import DPOP_ALGORITHMS
 
 #: The header type of a proof (RFC 9449 §4.2).
 PROOF_TYPE = "dpop+jwt"
-#: Asymmetric algorithms a proof may use, in the order a challenge lists them.
-ALGORITHMS: tuple[str, ...] = ("ES256", "EdDSA", "ES384", "PS256", "RS256")
+#: Asymmetric algorithms a proof may use, in the order a challenge lists them
+#: (``JWT_AUTH_DPOP_ALGORITHMS`` chooses among them).
+ALGORITHMS = DPOP_ALGORITHMS
 #: The longest proof read.
 MAX_PROOF_LENGTH = 8192
 #: Proof headers whose checks passed, with their key: at most this many...

@@ -69,6 +69,7 @@ def _verified(
             uri=request.url,
             now=now,
             window=window,
+            algorithms=settings.dpop_algorithms,
             access_token=access_token,
         )
     except dpop.InvalidProof as e:
@@ -153,7 +154,7 @@ def challenge(settings: Settings, error: InvalidToken) -> str:
         params.append(f"error={_quote(error.error)}")
         if error.description:
             params.append(f"error_description={_quote(error.description)}")
-    params.append(f'algs="{" ".join(dpop.ALGORITHMS)}"')
+    params.append(f'algs="{" ".join(settings.dpop_algorithms)}"')
     dpop_challenge = "DPoP " + ", ".join(params)
     if settings.dpop == "required":
         return dpop_challenge

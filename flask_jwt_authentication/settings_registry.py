@@ -396,6 +396,34 @@ def roles_claim(s: Setting, config: t.Mapping[str, t.Any], app_name: str) -> str
     return claim
 
 
+#: The asymmetric algorithms a DPoP proof may be signed with, in the order a
+#: challenge lists them (RFC 9449 §5.1, §7.1).
+DPOP_ALGORITHMS: tuple[str, ...] = ("ES256", "EdDSA", "ES384", "PS256", "RS256")
+
+
+def dpop_algorithms(
+    s: Setting, config: t.Mapping[str, t.Any], app_name: str
+) -> tuple[str, ...]:
+    """Some of :data:`DPOP_ALGORITHMS`: a list, or text separated by commas or
+    spaces."""
+    value = s.raw(config)
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, str) for v in value)
+    ):
+        raise s.fail(f"{s.name} must be a non-empty list of algorithm names.")
+    unknown = [v for v in value if v not in DPOP_ALGORITHMS]
+    if unknown:
+        raise s.fail(
+            f"{s.name}: {', '.join(map(repr, unknown))} cannot sign DPoP proofs;"
+            f" choose from {', '.join(DPOP_ALGORITHMS)}."
+        )
+    return tuple(dict.fromkeys(value))
+
+
 def dpop_mode(s: Setting, config: t.Mapping[str, t.Any], app_name: str) -> str | None:
     """Off (``False``), ``"allowed"`` or ``"required"``; off is ``None``."""
     value = s.raw(config)
@@ -660,6 +688,15 @@ REGISTRY: tuple[Setting, ...] = (
         "Tokens and keys",
         "DPoP-bound tokens (RFC 9449).",
         accepts='``False``, ``"allowed"`` or ``"required"``',
+        attribute=True,
+    ),
+    Setting(
+        "JWT_AUTH_DPOP_ALGORITHMS",
+        DPOP_ALGORITHMS,
+        dpop_algorithms,
+        "Tokens and keys",
+        "The algorithms DPoP proofs may be signed with.",
+        accepts="a list of ES256, EdDSA, ES384, PS256, RS256",
         attribute=True,
     ),
     Setting(

@@ -15,7 +15,6 @@ from flask import request
 from flask import url_for
 from sqlalchemy import exc as sa_exc
 
-from . import dpop
 from . import signals
 from . import tokens
 from .decorators import _send_decoded
@@ -132,7 +131,7 @@ def server_metadata() -> Response:
     }
     if settings.dpop is not None:
         # RFC 9449 §5.1.
-        metadata["dpop_signing_alg_values_supported"] = list(dpop.ALGORITHMS)
+        metadata["dpop_signing_alg_values_supported"] = list(settings.dpop_algorithms)
     signals.server_metadata_created.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         metadata=metadata,

@@ -181,6 +181,37 @@ def test_a_half_configured_nonce_or_redis_is_refused_at_start_up(
     assert caught.value.setting.startswith("JWT_AUTH_DPOP_")
 
 
+# Algorithms -------------------------------------------------------------------
+
+
+def test_the_accepted_algorithms_are_a_setting(
+    make_app: t.Callable[..., AppEnv],
+) -> None:
+    env = make_app(JWT_AUTH_DPOP="allowed", JWT_AUTH_DPOP_ALGORITHMS="EdDSA, ES256")
+    env.create_user("alice")
+    http = env.app.test_client()
+    for kind in ("ES256", "EdDSA"):
+        assert log_in(http, Client(kind)).status_code == 200
+    metadata = http.get("/.well-known/oauth-authorization-server").get_json()
+    assert metadata["dpop_signing_alg_values_supported"] == ["EdDSA", "ES256"]
+    anonymous = http.get(ME)
+    assert 'algs="EdDSA ES256"' in anonymous.headers["WWW-Authenticate"]
+    only = make_app(JWT_AUTH_DPOP="allowed", JWT_AUTH_DPOP_ALGORITHMS=["ES256"])
+    only.create_user("alice")
+    response = log_in(only.app.test_client(), Client("EdDSA"))
+    assert response.status_code == 400
+    assert "algorithm is not accepted" in response.get_json()["error_description"]
+
+
+@pytest.mark.parametrize("value", ["HS256", [], "ES256 none", 7])
+def test_an_algorithm_that_cannot_sign_proofs_is_refused(
+    make_app: t.Callable[..., AppEnv], value: object
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        make_app(JWT_AUTH_DPOP="allowed", JWT_AUTH_DPOP_ALGORITHMS=value)
+    assert caught.value.setting == "JWT_AUTH_DPOP_ALGORITHMS"
+
+
 # Proofs seen, in Redis --------------------------------------------------------
 
 
