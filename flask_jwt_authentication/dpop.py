@@ -8,6 +8,7 @@ is the caller's to say (a replay cache shared by every worker).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import functools
 import hashlib
@@ -168,6 +169,21 @@ def verify_proof(
     ):
         raise InvalidProof("The DPoP proof is not bound to this access token.")
     return Proof(jkt=jkt, jti=jti, iat=math.ceil(iat), nonce=claims.get("nonce"))
+
+
+def unverified_claim(proof: object, name: str) -> object:
+    """The claim ``name`` of a proof, read without any check; ``None`` when
+    the proof is not a readable JWT or lacks it."""
+    if not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH:
+        return None
+    parts = proof.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        return _claims(payload).get(name)
+    except (ValueError, InvalidProof):
+        return None
 
 
 def _checked_header(proof: str) -> tuple[str, str, KeySet]:

@@ -16,6 +16,7 @@ import typing as t
 
 from flask import Response
 from flask import after_this_request
+from flask import g
 from flask import request
 
 from . import dpop
@@ -31,25 +32,64 @@ if t.TYPE_CHECKING:
     from .state import AppState
     from .state import VerifyOnlyState
 
+#: Where ``g`` notes that this answer carries the nonce already.
+_OFFERED = "_jwt_auth_dpop_nonce_offered"
 #: Seconds a proof's ``iat`` may be from the server's clock (plus the leeway).
 PROOF_WINDOW = 60
 
 
-def _proof_header(state: AppState | VerifyOnlyState) -> str | None:
+def _offer_nonce(state: AppState | VerifyOnlyState) -> None:
+    """With nonces on, the answer to this request carries the nonce to use
+    next (``DPoP-Nonce``), whatever it is."""
     nonces = state.dpop.nonces
-    if nonces is not None:
-        # Every answer to a DPoP request carries the nonce to use next.
-        nonce = nonces.current(time.time())
+    if nonces is None or g.get(_OFFERED):
+        return
+    setattr(g, _OFFERED, True)
+    nonce = nonces.current(time.time())
 
-        @after_this_request
-        def offer_nonce(response: Response) -> Response:
-            response.headers["DPoP-Nonce"] = nonce
-            return response
+    @after_this_request
+    def offer_nonce(response: Response) -> Response:
+        response.headers["DPoP-Nonce"] = nonce
+        return response
 
+
+def _proof_header(state: AppState | VerifyOnlyState) -> str | None:
+    _offer_nonce(state)
     values = request.headers.getlist("DPoP")
     if len(values) > 1:
         raise InvalidDPoPProof("Send one DPoP proof, not several.")
     return values[0] if values else None
+
+
+def _refuse_nonce(
+    nonce: object, error: type[InvalidDPoPProof] | type[DPoPProofRefused]
+) -> t.NoReturn:
+    missing = UseDPoPNonce if error is InvalidDPoPProof else DPoPNonceRequired
+    raise missing(
+        "Sign the DPoP proof with the nonce of the DPoP-Nonce header."
+        if nonce is None
+        else "The DPoP proof's nonce is not current: use the DPoP-Nonce header's."
+    )
+
+
+def ask_for_the_nonce_first(state: AppState) -> None:
+    """At a token endpoint, before the password or refresh token is looked at:
+    with nonces on, every answer carries ``DPoP-Nonce``, and a proof whose
+    nonce is missing or old gets ``use_dpop_nonce`` at once (the client's first
+    log-in then costs no password check). The proof itself is checked later,
+    in :func:`token_request_key`.
+
+    :raises UseDPoPNonce: the proof's nonce is missing or not current.
+    """
+    nonces = state.dpop.nonces
+    if nonces is None or state.settings.dpop is None:
+        return
+    proof = _proof_header(state)
+    if proof is None:
+        return
+    nonce = dpop.unverified_claim(proof, "nonce")
+    if not nonces.accepts(nonce, time.time()):
+        _refuse_nonce(nonce, InvalidDPoPProof)
 
 
 def _verified(
@@ -77,12 +117,7 @@ def _verified(
     nonces = state.dpop.nonces
     if nonces is not None and not nonces.accepts(checked.nonce, now):
         # Before the replay check: a proof without a good nonce is not used up.
-        missing = UseDPoPNonce if error is InvalidDPoPProof else DPoPNonceRequired
-        raise missing(
-            "Sign the DPoP proof with the nonce of the DPoP-Nonce header."
-            if checked.nonce is None
-            else "The DPoP proof's nonce is not current: use the DPoP-Nonce header's."
-        )
+        _refuse_nonce(checked.nonce, error)
     if not state.dpop.proofs.use(
         checked.jkt, checked.jti, expires_at=checked.iat + window, now=now
     ):

@@ -36,6 +36,8 @@ logger = logging.getLogger("flask_jwt_authentication")
 NONCE_PERIOD = 60
 #: The most DPoP proofs a process remembers at once without a shared store.
 MAX_REMEMBERED_PROOFS = 100_000
+#: The shortest SECRET_KEY nonces are derived from, in bytes.
+MIN_SECRET_LENGTH = 32
 #: The prefix of the Redis keys of the proofs seen.
 REDIS_PREFIX = "flask_jwt_authentication:dpop:"
 
@@ -182,6 +184,13 @@ def load_dpop_state(app: Flask, store: Store | None) -> DPoPState:
                 " it. Set the same SECRET_KEY on every worker.",
                 setting="JWT_AUTH_DPOP_NONCE",
             )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"JWT_AUTH_DPOP_NONCE needs a SECRET_KEY of at least"
+                f" {MIN_SECRET_LENGTH} bytes (whoever guesses it can make nonces):"
+                " use secrets.token_urlsafe(64), the same on every worker.",
+                setting="JWT_AUTH_DPOP_NONCE",
+            )
         nonces = Nonces(secret)
     # An auth server in push mode over Redis keeps its proofs there too.
     name = "JWT_AUTH_DPOP_REDIS_URL"
@@ -189,6 +198,12 @@ def load_dpop_state(app: Flask, store: Store | None) -> DPoPState:
     if url is None and store is not None:
         name = "JWT_AUTH_REVOCATION_REDIS_URL"
         url = read(config, name)
+    if read(config, "JWT_AUTH_DPOP_REDIS_URL") and not dpop_on:
+        raise ConfigurationError(
+            "JWT_AUTH_DPOP_REDIS_URL is set but JWT_AUTH_DPOP is off: set"
+            " JWT_AUTH_DPOP to 'allowed' or 'required', or remove the URL.",
+            setting="JWT_AUTH_DPOP_REDIS_URL",
+        )
     proofs: ProofLog
     if url and dpop_on:
         try:

@@ -21,6 +21,7 @@ from . import signals
 from . import tokens
 from .decorators import authenticate
 from .decorators import current_authentication
+from .dpop_flow import ask_for_the_nonce_first
 from .dpop_flow import token_request_key
 from .errors import AccessDenied
 from .errors import InsufficientScope
@@ -137,6 +138,7 @@ def _issue(
 def login() -> Response:
     """``POST {prefix}/tokens``: exchange a username and password for a token pair."""
     state = get_state()
+    ask_for_the_nonce_first(state)
     key = state.keyset.current  # before any database work, see _issue
     body = read_json_object()
     if state.settings.refresh_cookie:
@@ -206,6 +208,7 @@ def _refresh(state: AppState, presented: str) -> Response:
 def refresh() -> Response:
     """``POST {prefix}/refresh``: consume a refresh token for a new pair."""
     state = get_state()
+    ask_for_the_nonce_first(state)
     presented = presented_refresh_token(state.settings)
     try:
         return _refresh(state, presented)

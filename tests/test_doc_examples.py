@@ -31,6 +31,7 @@ import sys
 import time
 import types
 import typing as t
+import uuid
 from pathlib import Path
 
 import flask
@@ -684,6 +685,51 @@ def test_single_page_app_commands(tmp_path: Path) -> None:
         assert response.status == 200, body
         assert "refresh_token" not in body
         assert "HttpOnly" in (response.getheader("Set-Cookie") or "")
+
+
+# docs/dpop.rst ------------------------------------------------------------------------
+
+
+def test_dpop_commands(tmp_path: Path) -> None:
+    """The example app with DPoP and nonces turned on from the environment, as
+    docs/dpop.rst shows: a log-in with a proof is told the nonce, then gets a
+    DPoP-bound pair."""
+    from test_dpop import Client
+
+    env = shell_env(FLASK_SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'app.db'}")
+    setup = Transcript(env, ROOT)
+    setup.run_all(read_steps(EXAMPLES / "dpop.console", "env"))
+    app = "flask --app examples/app.py"
+    sh(f"{app} create-user alice --password '{PASSWORD}'", setup.env)
+    (run,) = read_steps(EXAMPLES / "dpop.console", "run")
+    port = free_port()
+    key = Client()
+    url = f"http://127.0.0.1:{port}{PREFIX}/tokens"
+
+    def log_in(**claims: t.Any) -> tuple[int, t.Any, t.Any]:
+        jti = str(uuid.uuid4())
+        proof = key.proof("POST", url, iat=int(time.time()), jti=jti, **claims)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        try:
+            connection.request(
+                "POST",
+                f"{PREFIX}/tokens",
+                body=json.dumps({"username": "alice", "password": PASSWORD}),
+                headers={"Content-Type": "application/json", "DPoP": proof},
+            )
+            response = connection.getresponse()
+            return response.status, json.loads(response.read()), response.headers
+        finally:
+            connection.close()
+
+    with server(
+        run.command, port, setup.env | {"FLASK_RUN_PORT": str(port)}, tmp_path / "log"
+    ):
+        status, body, headers = log_in()
+        assert (status, body["error"]) == (400, "use_dpop_nonce")
+        status, body, _ = log_in(nonce=headers["DPoP-Nonce"])
+        assert status == 200, body
+        assert body["token_type"] == "DPoP"
 
 
 def test_settings_examples(tmp_path: Path) -> None:

@@ -98,6 +98,30 @@ def test_a_log_in_without_the_nonce_is_told_the_nonce(nonce_env: AppEnv) -> None
     assert again.headers["DPoP-Nonce"] == nonce
 
 
+def test_the_nonce_is_asked_for_before_the_password(nonce_env: AppEnv) -> None:
+    """A first log-in without a nonce is told it at once, whatever its password
+    (so the password is checked once, with the nonce); every answer of the
+    token endpoints carries the nonce, a wrong password's too."""
+    http = nonce_env.app.test_client()
+    key = Client()
+    body = {"username": "alice", "password": "wrong"}
+    proof = signed(key, "POST", f"{PREFIX}/tokens")
+    first = http.post(f"{PREFIX}/tokens", json=body, headers={"DPoP": proof})
+    assert (first.status_code, first.get_json()["error"]) == (400, "use_dpop_nonce")
+    nonce = first.headers["DPoP-Nonce"]
+    proof = signed(key, "POST", f"{PREFIX}/tokens", nonce=nonce)
+    wrong = http.post(f"{PREFIX}/tokens", json=body, headers={"DPoP": proof})
+    assert (wrong.status_code, wrong.get_json()["error"]) == (401, "invalid_grant")
+    assert wrong.headers["DPoP-Nonce"] == nonce
+    # A Bearer log-in is left alone, and learns the nonce too.
+    plain = http.post(
+        f"{PREFIX}/tokens", json={"username": "alice", "password": PASSWORD}
+    )
+    assert plain.status_code == 200
+    assert plain.get_json()["token_type"] == "Bearer"
+    assert plain.headers["DPoP-Nonce"] == nonce
+
+
 def test_an_old_or_made_up_nonce_is_refused(nonce_env: AppEnv) -> None:
     http = nonce_env.app.test_client()
     key = Client()
@@ -168,8 +192,18 @@ def test_bearer_clients_are_left_alone(nonce_env: AppEnv) -> None:
             },
             "needs SECRET_KEY",
         ),
+        (
+            {
+                "JWT_AUTH_DPOP": "allowed",
+                "JWT_AUTH_DPOP_NONCE": True,
+                "JWT_AUTH_SECRET_KEY": "k" * 64,
+                "SECRET_KEY": "short",
+            },
+            "at least 32 bytes",
+        ),
         ({"JWT_AUTH_DPOP_NONCE": "sometimes"}, "must be true or false"),
         ({"JWT_AUTH_DPOP_REDIS_URL": "http://redis"}, "redis://"),
+        ({"JWT_AUTH_DPOP_REDIS_URL": "redis://localhost"}, "JWT_AUTH_DPOP is off"),
     ],
 )
 def test_a_half_configured_nonce_or_redis_is_refused_at_start_up(

@@ -519,9 +519,9 @@ def test_tokens_are_bound_to_a_non_extractable_key(
 def test_proofs_carry_the_nonce_the_server_hands_out(
     nonce_site: Site, context: t.Any
 ) -> None:
-    """With JWT_AUTH_DPOP_NONCE the first log-in is told the nonce (400
-    use_dpop_nonce); the page signs a new proof with it and logs in, and its
-    calls and refreshes carry the latest nonce without being refused."""
+    """With JWT_AUTH_DPOP_NONCE the page's first request is told the nonce (400
+    use_dpop_nonce); the page signs a new proof with it and asks again, and its
+    log-in, calls and refreshes carry the latest nonce without being refused."""
     site = nonce_site
     page = context.new_page()
     errors = PageErrors(page)
@@ -530,10 +530,11 @@ def test_proofs_carry_the_nonce_the_server_hands_out(
     with page.expect_request(site.url + "/api/me") as called:
         log_in(page)
     expect(page.locator("#result")).to_have_text(ALICE)
-    # The page's opening refresh finds no cookie (400); then the log-in.
+    # The page's opening refresh is told the nonce (400), then finds no cookie
+    # (400); the log-in carries the nonce from the start.
     assert site.requests[:4] == [
         ("POST", REFRESH, 400),
-        ("POST", TOKENS, 400),
+        ("POST", REFRESH, 400),
         ("POST", TOKENS, 200),
         ("GET", "/api/me", 200),
     ]

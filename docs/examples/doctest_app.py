@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 import types
 import typing as t
@@ -48,7 +49,16 @@ def example_app(config: t.Mapping[str, t.Any] | None = None) -> dict[str, t.Any]
     """A fresh example application with the user ``alice``, and the names the
     doctests use; ``config`` adds settings."""
     example = example_module()
-    app = example.create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", **(config or {})})
+    # The example reads FLASK_* variables (from_prefixed_env): the pages show
+    # what their settings give, not what the reader's shell exports.
+    flask_variables = [k for k in os.environ if k.startswith("FLASK_")]
+    exported = {k: os.environ.pop(k) for k in flask_variables}
+    try:
+        app = example.create_app(
+            {"SQLALCHEMY_DATABASE_URI": "sqlite://", **(config or {})}
+        )
+    finally:
+        os.environ.update(exported)
     result = app.test_cli_runner().invoke(
         args=["create-user", "alice", "--password", PASSWORD]
     )
