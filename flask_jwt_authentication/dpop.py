@@ -101,6 +101,39 @@ class Proof:
     nonce: object = None
 
 
+@dataclasses.dataclass(frozen=True)
+class UnverifiedProof:
+    """A proof whose header and claims passed their checks, its signature not
+    yet verified: :meth:`verify` does that. Lets a caller start its replay
+    check while the signature is verified."""
+
+    proof: Proof
+    _token: str
+    _keyset: KeySet
+    _algorithm: str
+
+    def verify(self) -> Proof:
+        """Verify the signature.
+
+        :raises InvalidProof: it does not verify.
+        """
+        # The header was checked (and its key built) by read_proof; clients
+        # (WebCrypto, say) do not normalise ECDSA signatures, none is refused
+        # for its form.
+        signing_input, _, signature_segment = self._token.rpartition(".")
+        key = self._keyset.current
+        try:
+            signature = tokens._b64decode(signature_segment)
+            valid = key.algorithm == self._algorithm and key.jws_algorithm.verify(
+                signing_input.encode("ascii"), key.verifying_key, signature
+            )
+        except (tokens.TokenError, ValueError):
+            valid = False
+        if not valid:
+            raise InvalidProof("The DPoP proof's signature or key is invalid.")
+        return self.proof
+
+
 def verify_proof(
     proof: object,
     *,
@@ -125,6 +158,32 @@ def verify_proof(
         must be bound to (``ath``).
     :raises InvalidProof: a check fails.
     """
+    return read_proof(
+        proof,
+        method=method,
+        uri=uri,
+        now=now,
+        window=window,
+        algorithms=algorithms,
+        access_token=access_token,
+    ).verify()
+
+
+def read_proof(
+    proof: object,
+    *,
+    method: str,
+    uri: str,
+    now: float,
+    window: int,
+    algorithms: t.Collection[str] = ALGORITHMS,
+    access_token: str | None = None,
+) -> UnverifiedProof:
+    """Every check of :func:`verify_proof` but the signature's, which
+    :meth:`UnverifiedProof.verify` does.
+
+    :raises InvalidProof: a check fails.
+    """
     if not isinstance(proof, str) or not proof or len(proof) > MAX_PROOF_LENGTH:
         raise InvalidProof("The DPoP proof is missing or too long.")
     # A client sends the same header with every proof: its checks and its key
@@ -141,10 +200,10 @@ def verify_proof(
     if algorithm not in algorithms:
         raise InvalidProof("The DPoP proof's algorithm is not accepted.")
     try:
-        # Clients (WebCrypto, say) do not normalise ECDSA signatures.
-        _, payload = tokens.verify_signature(proof, keyset, algorithm, canonical=False)
+        _, payload_segment, _ = tokens._segments(proof)
+        payload = tokens._b64decode(payload_segment)
     except tokens.TokenError:
-        raise InvalidProof("The DPoP proof's signature or key is invalid.") from None
+        raise InvalidProof("The DPoP proof is not a JWT.") from None
     claims = _claims(payload)
     if claims.get("htm") != method:
         raise InvalidProof("The DPoP proof is for another method.")
@@ -168,7 +227,10 @@ def verify_proof(
         access_token
     ):
         raise InvalidProof("The DPoP proof is not bound to this access token.")
-    return Proof(jkt=jkt, jti=jti, iat=math.ceil(iat), nonce=claims.get("nonce"))
+    checked_proof = Proof(
+        jkt=jkt, jti=jti, iat=math.ceil(iat), nonce=claims.get("nonce")
+    )
+    return UnverifiedProof(checked_proof, proof, keyset, algorithm)
 
 
 def unverified_claim(proof: object, name: str) -> object:
@@ -201,10 +263,15 @@ def _checked_header(proof: str) -> tuple[str, str, KeySet]:
     jwk = header.get("jwk")
     if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & set(jwk):
         raise InvalidProof("The DPoP proof's jwk header is not a public key.")
+    if "crit" in header:
+        # RFC 7515 §4.1.11: no extension is understood here.
+        raise InvalidProof("The DPoP proof uses critical header parameters.")
+    kid = header.get("kid")
+    if "kid" in header and (not isinstance(kid, str) or not kid):
+        raise InvalidProof("The DPoP proof's signature or key is invalid.")
     try:
         jkt = thumbprint(jwk)
         # The key is the header's own: a kid there names it, nothing else.
-        kid = header.get("kid")
         key = public_key_from_jwk(
             {**jwk, "kid": kid if isinstance(kid, str) and kid else jkt}, algorithm
         )

@@ -98,12 +98,13 @@ def _verified(
     *,
     access_token: str | None,
     error: type[InvalidDPoPProof] | type[DPoPProofRefused],
+    expected_jkt: str | None = None,
 ) -> dpop.Proof:
     settings = state.settings
     now = int(time.time())
     window = PROOF_WINDOW + settings.leeway
     try:
-        checked = dpop.verify_proof(
+        unverified = dpop.read_proof(
             proof,
             method=request.method,
             uri=request.url,
@@ -114,13 +115,26 @@ def _verified(
         )
     except dpop.InvalidProof as e:
         raise error(str(e)) from None
+    checked = unverified.proof
+    if expected_jkt is not None and checked.jkt != expected_jkt:
+        raise error("The DPoP proof is signed by another key.")
     nonces = state.dpop.nonces
     if nonces is not None and not nonces.accepts(checked.nonce, now):
         # Before the replay check: a proof without a good nonce is not used up.
         _refuse_nonce(checked.nonce, error)
-    if not state.dpop.proofs.use(
+    # The record is asked for first and read after the signature is verified:
+    # with Redis, its round trip overlaps the verification.
+    pending = state.dpop.proofs.begin(
         checked.jkt, checked.jti, expires_at=checked.iat + window, now=now
-    ):
+    )
+    try:
+        unverified.verify()
+    except BaseException as e:
+        pending.cancel()
+        if isinstance(e, dpop.InvalidProof):
+            raise error(str(e)) from None
+        raise
+    if not pending.fresh():
         raise error("The DPoP proof was used before.")
     return checked
 
@@ -172,9 +186,9 @@ def check_binding(
     proof = _proof_header(state)
     if proof is None:
         raise DPoPProofRefused("A DPoP proof is required with a DPoP token.")
-    checked = _verified(state, proof, access_token=token, error=DPoPProofRefused)
-    if checked.jkt != jkt:
-        raise DPoPProofRefused("The DPoP proof is signed by another key.")
+    _verified(
+        state, proof, access_token=token, error=DPoPProofRefused, expected_jkt=jkt
+    )
 
 
 def challenge(settings: Settings, error: InvalidToken) -> str:

@@ -7,15 +7,18 @@ seen.
   a nonce is good for its minute and the next one.
 * Proofs seen (RFC 9449 §11.1): each ``jti`` is accepted once per key, remembered
   until the proof's window has passed, in one place every worker asks: the
-  database, or Redis (``JWT_AUTH_DPOP_REDIS_URL``, one ``SET NX`` per proof). A
-  verify-only resource server without Redis remembers them in memory.
+  database, or Redis (``JWT_AUTH_DPOP_REDIS_URL``, one ``SET NX`` per proof,
+  sent before the signature is verified and read after it). A verify-only
+  resource server without Redis remembers them in memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
+import inspect
 import logging
 import threading
 import typing as t
@@ -82,14 +85,48 @@ class Nonces:
         )
 
 
-class ProofLog(t.Protocol):
-    """Where the proofs seen are kept."""
+class PendingProof(t.Protocol):
+    """A proof whose record has been asked for (see :meth:`ProofLog.begin`)."""
 
-    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
-        """Record a proof; ``False`` if it was seen before (a replay).
+    def fresh(self) -> bool:
+        """Whether the proof was new and is now recorded; ``False``: a replay.
 
         :raises TemporarilyUnavailable: the store cannot be reached.
         """
+
+    def cancel(self) -> None:
+        """The proof turned out invalid: leave nothing recorded of it."""
+
+
+class ProofLog(t.Protocol):
+    """Where the proofs seen are kept."""
+
+    def begin(self, jkt: str, jti: str, *, expires_at: int, now: int) -> PendingProof:
+        """Start recording a proof while its signature is verified; the answer
+        comes from the result's :meth:`~PendingProof.fresh`, and
+        :meth:`~PendingProof.cancel` undoes it.
+
+        :raises TemporarilyUnavailable: the store cannot be reached.
+        """
+
+    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        """Record a proof at once; ``False`` if it was seen before (a replay).
+
+        :raises TemporarilyUnavailable: the store cannot be reached.
+        """
+
+
+class _Later:
+    """A record made only when :meth:`fresh` asks: nothing to cancel."""
+
+    def __init__(self, log: ProofLog, *arguments: t.Any, **options: t.Any) -> None:
+        self._use = functools.partial(log.use, *arguments, **options)
+
+    def fresh(self) -> bool:
+        return self._use()
+
+    def cancel(self) -> None:
+        return None
 
 
 class MemoryProofLog:
@@ -99,6 +136,9 @@ class MemoryProofLog:
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
+
+    def begin(self, jkt: str, jti: str, *, expires_at: int, now: int) -> PendingProof:
+        return _Later(self, jkt, jti, expires_at=expires_at, now=now)
 
     def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
         with self._lock:
@@ -114,10 +154,14 @@ class MemoryProofLog:
 
 
 class DatabaseProofLog:
-    """The proofs seen, in the ``jwt_auth_dpop_proofs`` table."""
+    """The proofs seen, in the ``jwt_auth_dpop_proofs`` table; a row is
+    written only for a proof whose signature verified."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+
+    def begin(self, jkt: str, jti: str, *, expires_at: int, now: int) -> PendingProof:
+        return _Later(self, jkt, jti, expires_at=expires_at, now=now)
 
     def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
         store = self._store
@@ -128,7 +172,12 @@ class DatabaseProofLog:
 class RedisProofLog:
     """The proofs seen, in Redis: one ``SET NX EXAT`` per proof, which Redis
     forgets when the proof's window has passed. Keys hold a hash of the key
-    thumbprint and the ``jti``, never the proof."""
+    thumbprint and the ``jti``, never the proof.
+
+    :meth:`begin` sends the ``SET`` and returns at once: Redis answers while
+    the signature is verified, so the round trip costs next to nothing. A
+    proof whose signature fails is deleted again (a second round trip, on
+    that path only)."""
 
     def __init__(self, url: str) -> None:
         import redis
@@ -137,17 +186,86 @@ class RedisProofLog:
         self._client = redis.Redis.from_url(
             url, socket_timeout=1.0, socket_connect_timeout=1.0
         )
+        self._pool = self._client.connection_pool
+        # redis 5 names the command; later versions want no argument.
+        command = inspect.signature(self._pool.get_connection).parameters.get(
+            "command_name"
+        )
+        self._connection_arguments: tuple[str, ...] = (
+            ("SET",)
+            if command is not None and command.default is inspect.Parameter.empty
+            else ()
+        )
 
-    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
-        digest = hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()
+    def begin(self, jkt: str, jti: str, *, expires_at: int, now: int) -> PendingProof:
+        key = REDIS_PREFIX + hashlib.sha256(f"{jkt}:{jti}".encode()).hexdigest()
         try:
-            stored = self._client.set(
-                REDIS_PREFIX + digest, b"", nx=True, exat=max(expires_at, now + 1)
+            connection: t.Any = self._pool.get_connection(*self._connection_arguments)
+        except self._errors as e:
+            raise self.unavailable(e) from e
+        try:
+            connection.send_command(
+                "SET", key, b"", "NX", "EXAT", max(expires_at, now + 1)
             )
         except self._errors as e:
-            logger.error("Redis unavailable for DPoP proofs (%s).", type(e).__name__)
-            raise TemporarilyUnavailable() from e
-        return bool(stored)
+            self._drop(connection)
+            raise self.unavailable(e) from e
+        return _RedisPending(self, connection, key)
+
+    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        return self.begin(jkt, jti, expires_at=expires_at, now=now).fresh()
+
+    def unavailable(self, error: Exception) -> TemporarilyUnavailable:
+        """Log a Redis failure; the 503 to raise."""
+        logger.error("Redis unavailable for DPoP proofs (%s).", type(error).__name__)
+        return TemporarilyUnavailable()
+
+    def reply(self, connection: t.Any) -> object:
+        """Read the answer to the command sent on ``connection`` and give the
+        connection back to the pool.
+
+        :raises TemporarilyUnavailable: Redis did not answer.
+        """
+        try:
+            answer = connection.read_response()
+        except self._errors as e:
+            self._drop(connection)
+            raise self.unavailable(e) from e
+        self._pool.release(connection)
+        return answer
+
+    def forget(self, key: str) -> None:
+        """Delete the record of a proof that turned out invalid."""
+        try:
+            self._client.delete(key)
+        except self._errors as e:
+            logger.warning(
+                "Could not delete an invalid DPoP proof's record from Redis (%s);"
+                " it expires within a minute.",
+                type(e).__name__,
+            )
+
+    def _drop(self, connection: t.Any) -> None:
+        connection.disconnect()
+        self._pool.release(connection)
+
+
+class _RedisPending:
+    def __init__(self, log: RedisProofLog, connection: t.Any, key: str) -> None:
+        self._log = log
+        self._connection = connection
+        self._key = key
+
+    def fresh(self) -> bool:
+        return self._log.reply(self._connection) is not None
+
+    def cancel(self) -> None:
+        try:
+            stored = self._log.reply(self._connection) is not None
+        except TemporarilyUnavailable:
+            return  # the connection is gone; whether it was stored is unknown
+        if stored:
+            self._log.forget(self._key)
 
 
 @dataclasses.dataclass

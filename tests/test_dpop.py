@@ -180,6 +180,8 @@ def _foreign_key(client: Client) -> str:
         (lambda c: c.proof(header={"alg": "none"}), "algorithm"),
         (lambda c: c.proof(header={"alg": "HS256"}), "algorithm"),
         (lambda c: c.proof(header={"jwk": None}), "public key"),
+        (lambda c: c.proof(header={"crit": ["exp"]}), "critical"),
+        (lambda c: c.proof(header={"kid": ""}), "signature or key"),
         (_with_private_d, "public key"),
         (_foreign_key, "signature or key"),
         (lambda c: c.proof()[:-4] + "AAAA", "signature or key"),

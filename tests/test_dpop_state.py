@@ -315,3 +315,34 @@ def test_redis_down_is_a_503_that_writes_nothing(
     assert response.get_json()["error"] == "temporarily_unavailable"
     assert "Retry-After" in response.headers
     assert env.row_counts() == before
+
+
+def test_a_forged_proof_leaves_nothing_in_redis(
+    make_app: t.Callable[..., AppEnv], redis_url: str
+) -> None:
+    """The SET is sent before the signature is verified; a proof whose
+    signature fails is deleted again, and every connection goes back to the
+    pool, whatever the outcome."""
+    env = make_app(JWT_AUTH_DPOP="allowed", JWT_AUTH_DPOP_REDIS_URL=redis_url)
+    env.create_user("alice")
+    http = env.app.test_client()
+    key = Client()
+    token = log_in(http, key).get_json()["access_token"]
+    jti = str(uuid.uuid4())
+    claims = {"ath": access_token_hash(token)}
+    genuine = key.proof("GET", BASE + ME, iat=int(time.time()), jti=jti, **claims)
+    forged = genuine[:-8] + (
+        "AAAAAAAA" if not genuine.endswith("AAAAAAAA") else "BBBBBBBB"
+    )
+    for _ in range(3):
+        refused = http.get(
+            ME, headers={"Authorization": f"DPoP {token}", "DPoP": forged}
+        )
+        assert refused.status_code == 401
+        assert "signature" in refused.get_json()["error_description"]
+    # Nothing of the forged proofs remained: the genuine one is still fresh.
+    headers = {"Authorization": f"DPoP {token}", "DPoP": genuine}
+    assert http.get(ME, headers=headers).status_code == 200
+    assert http.get(ME, headers=headers).status_code == 401
+    proofs = env.app.extensions["jwt_authentication"].dpop.proofs
+    assert proofs._pool._in_use_connections == set()
