@@ -8,7 +8,6 @@ is the caller's to say (a replay cache shared by every worker).
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import functools
 import hashlib
@@ -18,7 +17,7 @@ import typing as t
 import urllib.parse
 
 from . import tokens
-from .keys import KeySet
+from .keys import Key
 from .keys import b64url
 from .keys import jwk_thumbprint
 from .remote import UnusableKey
@@ -36,7 +35,7 @@ MAX_PROOF_LENGTH = 8192
 MAX_CACHED_HEADERS = 4096
 #: ...each at most this long (an RSA 4096 key's header is about 1,000).
 MAX_CACHED_HEADER_LENGTH = 2048
-_HEADERS: dict[str, tuple[str, str, KeySet]] = {}
+_HEADERS: dict[str, tuple[str, str, Key]] = {}
 #: Members only a private key has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 #: The members of each key type that RFC 7638 §3.2 hashes.
@@ -109,8 +108,7 @@ class UnverifiedProof:
 
     proof: Proof
     _token: str
-    _keyset: KeySet
-    _algorithm: str
+    _key: Key
 
     def verify(self) -> Proof:
         """Verify the signature.
@@ -121,10 +119,10 @@ class UnverifiedProof:
         # (WebCrypto, say) do not normalise ECDSA signatures, none is refused
         # for its form.
         signing_input, _, signature_segment = self._token.rpartition(".")
-        key = self._keyset.current
+        key = self._key
         try:
             signature = tokens._b64decode(signature_segment)
-            valid = key.algorithm == self._algorithm and key.jws_algorithm.verify(
+            valid = key.jws_algorithm.verify(
                 signing_input.encode("ascii"), key.verifying_key, signature
             )
         except (tokens.TokenError, ValueError):
@@ -196,15 +194,10 @@ def read_proof(
             if len(_HEADERS) >= MAX_CACHED_HEADERS:
                 _HEADERS.clear()
             _HEADERS[segment] = checked
-    algorithm, jkt, keyset = checked
+    algorithm, jkt, key = checked
     if algorithm not in algorithms:
         raise InvalidProof("The DPoP proof's algorithm is not accepted.")
-    try:
-        _, payload_segment, _ = tokens._segments(proof)
-        payload = tokens._b64decode(payload_segment)
-    except tokens.TokenError:
-        raise InvalidProof("The DPoP proof is not a JWT.") from None
-    claims = _claims(payload)
+    claims = _unverified_claims(proof)
     if claims.get("htm") != method:
         raise InvalidProof("The DPoP proof is for another method.")
     htu = claims.get("htu")
@@ -230,7 +223,7 @@ def read_proof(
     checked_proof = Proof(
         jkt=jkt, jti=jti, iat=math.ceil(iat), nonce=claims.get("nonce")
     )
-    return UnverifiedProof(checked_proof, proof, keyset, algorithm)
+    return UnverifiedProof(checked_proof, proof, key)
 
 
 def unverified_claim(proof: object, name: str) -> object:
@@ -238,17 +231,21 @@ def unverified_claim(proof: object, name: str) -> object:
     the proof is not a readable JWT or lacks it."""
     if not isinstance(proof, str) or len(proof) > MAX_PROOF_LENGTH:
         return None
-    parts = proof.split(".")
-    if len(parts) != 3:
-        return None
     try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        return _claims(payload).get(name)
-    except (ValueError, InvalidProof):
+        return _unverified_claims(proof).get(name)
+    except InvalidProof:
         return None
 
 
-def _checked_header(proof: str) -> tuple[str, str, KeySet]:
+def _unverified_claims(proof: str) -> dict[str, t.Any]:
+    try:
+        payload = tokens._b64decode(tokens._segments(proof)[1])
+    except tokens.TokenError:
+        raise InvalidProof("The DPoP proof is not a JWT.") from None
+    return _claims(payload)
+
+
+def _checked_header(proof: str) -> tuple[str, str, Key]:
     """The algorithm, the key's thumbprint and the key of a proof's header,
     once it passes the checks that depend on the header alone."""
     try:
@@ -277,7 +274,7 @@ def _checked_header(proof: str) -> tuple[str, str, KeySet]:
         )
     except (ValueError, UnusableKey):
         raise InvalidProof("The DPoP proof's signature or key is invalid.") from None
-    return algorithm, jkt, KeySet(current=key)
+    return algorithm, jkt, key
 
 
 def _claims(payload: bytes) -> dict[str, t.Any]:

@@ -109,18 +109,13 @@ class ProofLog(t.Protocol):
         :raises TemporarilyUnavailable: the store cannot be reached.
         """
 
-    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
-        """Record a proof at once; ``False`` if it was seen before (a replay).
-
-        :raises TemporarilyUnavailable: the store cannot be reached.
-        """
-
 
 class _Later:
-    """A record made only when :meth:`fresh` asks: nothing to cancel."""
+    """A record made only when :meth:`fresh` asks (``use()``, which says
+    whether the proof was new): nothing to cancel."""
 
-    def __init__(self, log: ProofLog, *arguments: t.Any, **options: t.Any) -> None:
-        self._use = functools.partial(log.use, *arguments, **options)
+    def __init__(self, use: t.Callable[[], bool]) -> None:
+        self._use = use
 
     def fresh(self) -> bool:
         return self._use()
@@ -138,9 +133,12 @@ class MemoryProofLog:
         self._lock = threading.Lock()
 
     def begin(self, jkt: str, jti: str, *, expires_at: int, now: int) -> PendingProof:
-        return _Later(self, jkt, jti, expires_at=expires_at, now=now)
+        return _Later(
+            functools.partial(self.use, jkt, jti, expires_at=expires_at, now=now)
+        )
 
     def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        """Record a proof at once; ``False`` if it was seen before (a replay)."""
         with self._lock:
             if len(self._seen) >= MAX_REMEMBERED_PROOFS:
                 self._seen = {k: v for k, v in self._seen.items() if v >= now}
@@ -161,9 +159,12 @@ class DatabaseProofLog:
         self._store = store
 
     def begin(self, jkt: str, jti: str, *, expires_at: int, now: int) -> PendingProof:
-        return _Later(self, jkt, jti, expires_at=expires_at, now=now)
+        return _Later(
+            functools.partial(self.use, jkt, jti, expires_at=expires_at, now=now)
+        )
 
     def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
+        """Record a proof at once; ``False`` if it was seen before (a replay)."""
         store = self._store
         with store.unavailable_on_error():
             return store.use_proof(jkt, jti, expires_at=expires_at, now=now)
@@ -211,9 +212,6 @@ class RedisProofLog:
             self._drop(connection)
             raise self.unavailable(e) from e
         return _RedisPending(self, connection, key)
-
-    def use(self, jkt: str, jti: str, *, expires_at: int, now: int) -> bool:
-        return self.begin(jkt, jti, expires_at=expires_at, now=now).fresh()
 
     def unavailable(self, error: Exception) -> TemporarilyUnavailable:
         """Log a Redis failure; the 503 to raise."""
