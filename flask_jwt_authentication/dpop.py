@@ -72,6 +72,14 @@ def access_token_hash(token: str) -> str:
     return b64url(hashlib.sha256(token.encode("ascii")).digest())
 
 
+def uri_of(uri: str) -> str:
+    """``uri`` normalised, or as given when it cannot be (for messages)."""
+    try:
+        return normalized_uri(uri)
+    except ValueError:
+        return uri
+
+
 @functools.lru_cache(maxsize=1024)
 def normalized_uri(uri: str) -> str:
     """``uri`` as proofs are compared (RFC 9449 §4.3 check 9, RFC 3986 §6):
@@ -206,7 +214,10 @@ def read_proof(
     except ValueError:  # a port that is not a number, say
         same = False
     if not same:
-        raise InvalidProof("The DPoP proof is for another URI.")
+        raise InvalidProof(
+            f"The DPoP proof is for another URI (this request's is {uri_of(uri)}:"
+            " behind a proxy, see ProxyFix)."
+        )
     iat = claims.get("iat")
     if isinstance(iat, bool) or not isinstance(iat, (int, float)):
         # A NumericDate (RFC 7519 §2) may have a fraction.

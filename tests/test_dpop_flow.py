@@ -240,3 +240,37 @@ def test_without_dpop_a_proof_is_ignored(make_app: t.Callable[..., AppEnv]) -> N
     )
     metadata = http.get("/.well-known/oauth-authorization-server").get_json()
     assert "dpop_signing_alg_values_supported" not in metadata
+
+
+def test_behind_a_proxy_the_signed_url_is_the_public_one(dpop_env: AppEnv) -> None:
+    """With ProxyFix the app compares a proof's htu with the public https URL
+    the client used; without it, the refusal says which URL the app saw."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    public = "https://api.example.com"
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com"}
+    key = Client()
+    body = {"username": "alice", "password": PASSWORD}
+
+    def log_in_publicly(http: t.Any) -> t.Any:
+        proof = key.proof(
+            "POST",
+            public + f"{PREFIX}/tokens",
+            iat=int(time.time()),
+            jti=str(uuid.uuid4()),
+        )
+        return http.post(
+            f"{PREFIX}/tokens", json=body, headers={"DPoP": proof, **forwarded}
+        )
+
+    refused = log_in_publicly(dpop_env.app.test_client())
+    assert refused.status_code == 400
+    description = refused.get_json()["error_description"]
+    assert f"http://localhost{PREFIX}/tokens" in description
+    assert "ProxyFix" in description
+    dpop_env.app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        dpop_env.app.wsgi_app, x_proto=1, x_host=1
+    )
+    response = log_in_publicly(dpop_env.app.test_client())
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["token_type"] == "DPoP"
