@@ -216,12 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     print(pr.versions())
     print(f"flask_jwt_authentication at {pr.source_state()}")
     with tempfile.TemporaryDirectory(prefix="jwt-dpop-") as directory:
-        databases = [pr.sqlite_database(Path(directory))]
-        postgresql = pr.postgresql_database()
-        if postgresql is not None:
-            databases.append(postgresql)
         redis_url = reachable_redis()
-        for database in databases:
+        for database in pr.databases(Path(directory)):
             try:
                 run(database.url, database.engine_options, plan, database.label)
                 if redis_url is not None:

@@ -847,6 +847,15 @@ def sqlite_database(directory: Path) -> Database:
     )
 
 
+def databases(directory: Path) -> list[Database]:
+    """An SQLite file in ``directory``, and PostgreSQL when it is reachable."""
+    found = [sqlite_database(directory)]
+    postgresql = postgresql_database()
+    if postgresql is not None:
+        found.append(postgresql)
+    return found
+
+
 def postgresql_database() -> Database | None:
     url = os.environ.get("TEST_POSTGRESQL_URL") or DEFAULT_POSTGRESQL_URL
     shown = sa.engine.make_url(url).render_as_string(hide_password=True)
@@ -970,11 +979,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     key_material = KeyMaterial.generate()
     with tempfile.TemporaryDirectory(prefix="jwt-bench-") as directory:
-        databases = [sqlite_database(Path(directory))]
-        postgresql = postgresql_database()
-        if postgresql is not None:
-            databases.append(postgresql)
-        for database in databases:
+        for database in databases(Path(directory)):
             try:
                 run_database(database, key_material, plan)
             finally:

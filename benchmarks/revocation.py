@@ -397,22 +397,14 @@ def main(argv: list[str] | None = None) -> int:
     print(pr.versions())
     print(f"flask_jwt_authentication at {pr.source_state()}")
     with tempfile.TemporaryDirectory(prefix="jwt-revocation-") as directory:
-        databases = [pr.sqlite_database(Path(directory))]
-        postgresql = pr.postgresql_database()
-        if postgresql is not None:
-            databases.append(postgresql)
-        for database in databases:
+        for database in pr.databases(Path(directory)):
             try:
                 hot_path(database.url, database.engine_options, plan, database.label)
             finally:
                 database.cleanup()
         print("\n== Propagation: log-out on worker A, refused by worker B (processes)")
         Path(directory, "p").mkdir()
-        for database in [pr.sqlite_database(Path(directory) / "p")] + (
-            [pr.postgresql_database()] if postgresql is not None else []
-        ):
-            if database is None:
-                continue
+        for database in pr.databases(Path(directory, "p")):
             try:
                 propagation(
                     database.url,
